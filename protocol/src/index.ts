@@ -1,0 +1,5 @@
+export * from './codes.js';
+export * from './limits.js';
+export * from './notification.js';
+export * from './frames.js';
+export * from './parse.js';

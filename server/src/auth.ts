@@ -1,0 +1,134 @@
+import { createHash, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
+import { promisify } from 'node:util';
+import type { IncomingMessage } from 'node:http';
+import { createRemoteJWKSet, jwtVerify, type JWTVerifyGetKey } from 'jose';
+import { userName } from '@herald/protocol';
+import type { Config } from './config.js';
+import type { Store, TokenRecord } from './store/store.js';
+
+const scryptAsync = promisify(scrypt) as (password: string, salt: Buffer, keylen: number) => Promise<Buffer>;
+
+export type Principal =
+  | { kind: 'admin'; tokenId: string }
+  | { kind: 'app'; tokenId: string; name: string; topics: string[] | null }
+  | { kind: 'device'; tokenId: string; user: { id: number; name: string }; expiresAt: number | null };
+
+/** Opaque tokens carry a prefix so that leaked ones are easy to spot and scan for. */
+export const tokenPrefix = 'hrld_';
+
+/** 32 random bytes, base64url, prefixed. Shown once; only its hash is stored. */
+export function generateToken(): string {
+  return tokenPrefix + randomBytes(32).toString('base64url');
+}
+
+/** Tokens are high-entropy, so a fast hash is safe and keeps auth off the hot path's budget. */
+export function hashToken(token: string): string {
+  return createHash('sha256').update(token).digest('hex');
+}
+
+export function newId(prefix: string): string {
+  return prefix + randomBytes(9).toString('base64url');
+}
+
+export async function hashPassword(password: string): Promise<string> {
+  const salt = randomBytes(16);
+  const key = await scryptAsync(password, salt, 32);
+  return `scrypt$${salt.toString('base64url')}$${key.toString('base64url')}`;
+}
+
+export async function verifyPassword(password: string, stored: string): Promise<boolean> {
+  const [scheme, salt, key] = stored.split('$');
+  if (scheme !== 'scrypt' || !salt || !key) return false;
+  const expected = Buffer.from(key, 'base64url');
+  const actual = await scryptAsync(password, Buffer.from(salt, 'base64url'), expected.length);
+  return timingSafeEqual(actual, expected);
+}
+
+/** The bearer token of a request, if any. */
+export function bearerToken(req: IncomingMessage): string | undefined {
+  const header = req.headers.authorization;
+  if (!header) return undefined;
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  return match?.[1];
+}
+
+function looksLikeJwt(token: string): boolean {
+  return token.startsWith('eyJ') && token.split('.').length === 3;
+}
+
+/**
+ * Turns tokens into principals. Opaque tokens are verified against an in-memory cache of the store
+ * (revocation invalidates it), so a reconnect storm does not become a query storm.
+ */
+export class AuthService {
+  readonly #cache = new Map<string, TokenRecord>();
+  readonly #adminHash: Buffer | undefined;
+  readonly #jwtKey: Uint8Array | JWTVerifyGetKey | undefined;
+
+  constructor(
+    readonly store: Store,
+    readonly config: Pick<Config, 'adminToken' | 'jwt'>,
+    readonly now: () => number = Date.now,
+  ) {
+    this.#adminHash = config.adminToken === undefined ? undefined : Buffer.from(hashToken(config.adminToken), 'hex');
+    const jwt = config.jwt;
+    if (jwt?.secret !== undefined) this.#jwtKey = new TextEncoder().encode(jwt.secret);
+    else if (jwt?.jwksUrl !== undefined) this.#jwtKey = createRemoteJWKSet(new URL(jwt.jwksUrl));
+  }
+
+  /** The principal for a token, or undefined when it is unknown, revoked or expired. */
+  async authenticate(token: string): Promise<Principal | undefined> {
+    if (looksLikeJwt(token)) return this.#verifyJwt(token);
+    const hash = hashToken(token);
+    if (this.#adminHash && timingSafeEqual(Buffer.from(hash, 'hex'), this.#adminHash)) return { kind: 'admin', tokenId: 'env-admin' };
+    let record = this.#cache.get(hash);
+    if (!record) {
+      record = await this.store.tokenByHash(hash);
+      if (!record) return undefined;
+      this.#cache.set(hash, record);
+    }
+    if (record.expiresAt !== null && record.expiresAt <= this.now()) return undefined;
+    switch (record.kind) {
+      case 'admin':
+        return { kind: 'admin', tokenId: record.id };
+      case 'app':
+        return { kind: 'app', tokenId: record.id, name: record.name ?? record.id, topics: record.topics };
+      case 'device': {
+        if (record.userId === null) return undefined;
+        const user = await this.store.userById(record.userId);
+        return user && { kind: 'device', tokenId: record.id, user: { id: user.id, name: user.name }, expiresAt: record.expiresAt };
+      }
+    }
+  }
+
+  /** Forgets a revoked token, so that its next use goes to the store and fails. */
+  forget(tokenId: string): void {
+    for (const [hash, record] of this.#cache) if (record.id === tokenId) this.#cache.delete(hash);
+  }
+
+  async #verifyJwt(token: string): Promise<Principal | undefined> {
+    const key = this.#jwtKey;
+    if (key === undefined) return undefined;
+    const options = {
+      algorithms: key instanceof Uint8Array ? ['HS256'] : ['RS256', 'ES256', 'EdDSA', 'PS256'],
+      issuer: this.config.jwt?.issuer,
+      audience: this.config.jwt?.audience,
+      currentDate: new Date(this.now()),
+    };
+    try {
+      const { payload } =
+        key instanceof Uint8Array ? await jwtVerify(token, key, options) : await jwtVerify(token, key, options);
+      const name = userName.safeParse(payload.sub);
+      if (!name.success) return undefined;
+      const user = await this.store.ensureUser(name.data, this.now());
+      return {
+        kind: 'device',
+        tokenId: `jwt:${user.name}`,
+        user: { id: user.id, name: user.name },
+        expiresAt: payload.exp === undefined ? null : payload.exp * 1000,
+      };
+    } catch {
+      return undefined;
+    }
+  }
+}

@@ -1,0 +1,32 @@
+/** A frame for every live connection of one user. `seq` is set on notification frames (for de-duplication). */
+export interface UserMessage {
+  user: number;
+  seq: number;
+  frame: string;
+}
+
+/** Node-wide events: every node acts on them, whoever its users are. */
+export type ControlEvent = { type: 'revoke'; tokenId: string };
+
+export interface BrokerHandlers {
+  message(message: UserMessage): void;
+  control(event: ControlEvent): void;
+}
+
+/**
+ * Live fan-out between the node that stored a change and the nodes holding its users' sockets.
+ * It may drop messages: the store is the source of truth, and devices recover gaps by cursor.
+ * The in-process broker is the embedded default; Redis Pub/Sub implements the same interface.
+ */
+export interface Broker {
+  /** Receives messages for this user from now on; resolves once the subscription is active. */
+  subscribe(user: number): Promise<void>;
+  unsubscribe(user: number): void;
+  /** Publishes without waiting; order per user is kept. */
+  publish(messages: UserMessage[]): void;
+  publishControl(event: ControlEvent): void;
+  ping(): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+export type BrokerFactory = (handlers: BrokerHandlers) => Broker;

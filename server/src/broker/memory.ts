@@ -1,0 +1,23 @@
+import type { Broker, BrokerHandlers, ControlEvent, UserMessage } from './broker.js';
+
+/** The single-node broker: delivery is a synchronous call into this node's hub. */
+export function createMemoryBroker(handlers: BrokerHandlers): Broker {
+  const subscribed = new Set<number>();
+  return {
+    subscribe(user: number): Promise<void> {
+      subscribed.add(user);
+      return Promise.resolve();
+    },
+    unsubscribe(user: number): void {
+      subscribed.delete(user);
+    },
+    publish(messages: UserMessage[]): void {
+      for (const message of messages) if (subscribed.has(message.user)) handlers.message(message);
+    },
+    publishControl(event: ControlEvent): void {
+      handlers.control(event);
+    },
+    ping: () => Promise.resolve(true),
+    close: () => Promise.resolve(),
+  };
+}

@@ -1,0 +1,56 @@
+/**
+ * Every default of the server, with its unit and the reason for its value.
+ * config.ts validates overrides against these; nothing else hard-codes a limit.
+ */
+export const defaults = {
+  /** TCP port. 8080: unprivileged and conventional for self-hosted services. */
+  port: 8080,
+  /** Bind address. Loopback, so a first start is not exposed before a token exists. */
+  host: '127.0.0.1',
+  /** Data directory (SQLite file, admin.token). Relative to the working directory. */
+  data: './herald-data',
+
+  /** Largest WebSocket frame a client may send, bytes. Client frames are tiny; 16 KiB leaves room for a JWT. */
+  maxPayload: 16 * 1024,
+  /** Largest HTTP request body, bytes. A batch of 100 maximal notifications fits. */
+  maxBodyBytes: 1024 * 1024,
+  /** Queued bytes per socket before it is closed as a slow consumer (4001), bytes. */
+  maxBufferedBytes: 1024 * 1024,
+  /** Milliseconds between idle `heartbeat` frames. Below common 60 s proxy idle timeouts. */
+  heartbeatMs: 25_000,
+  /** Milliseconds between protocol pings; a peer that missed the previous pong is terminated. */
+  pingIntervalMs: 30_000,
+  /** Milliseconds an unauthenticated socket has to send `hello` (contract: 5 s). */
+  helloTimeoutMs: 5_000,
+  /** Milliseconds a header-authenticated socket waits for `hello` before going live-only (contract: 2 s). */
+  liveOnlyAfterMs: 2_000,
+  /** Notifications read from the store per replay page. */
+  replayPageSize: 500,
+  /** Live frames buffered per socket during a replay before it re-reads from the store instead. */
+  replayLiveBufferMax: 10_000,
+  /** Connections per user (4002 beyond). */
+  maxConnectionsPerUser: 32,
+  /** Sockets closed per event-loop turn on shutdown, so a restart does not stampede. */
+  shutdownCloseBatch: 500,
+
+  /** Inbox rows older than this are removed, days. */
+  retentionDays: 30,
+  /** Inbox rows kept per user, newest first. */
+  retentionPerUser: 10_000,
+  /** Milliseconds between retention sweeps and scheduled-delivery checks. */
+  sweepIntervalMs: 60_000,
+  /** Milliseconds between checks for due scheduled (`deliverAt`) notifications. */
+  scheduleIntervalMs: 1_000,
+
+  /** Per-IP WebSocket connects: sustained per second, and burst. */
+  connectRate: { perSecond: 50, burst: 200 },
+  /** Per-IP failed authentications: sustained per second, and burst. Slows token guessing. */
+  authFailureRate: { perSecond: 1, burst: 20 },
+  /** Per-IP login attempts: sustained per second, and burst. */
+  loginRate: { perSecond: 1, burst: 10 },
+  /** Per-token publishes (app and admin tokens): sustained per second, and burst. */
+  publishRate: { perSecond: 2_000, burst: 10_000 },
+
+  /** Lifetime of device tokens created without `expiresIn`, seconds; 0 means no expiry. */
+  deviceTokenTtl: 0,
+} as const;

@@ -1,0 +1,112 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import { ParseError } from '@herald/protocol';
+import { HeraldError } from './errors.js';
+import { redactUrl } from './logger.js';
+
+export interface Context {
+  req: IncomingMessage;
+  url: URL;
+  params: Record<string, string>;
+  /** Client address (X-Forwarded-For's first hop when trustProxy is on). */
+  ip: string;
+}
+
+export interface Reply {
+  status: number;
+  body?: unknown;
+  /** Sent as-is instead of JSON. */
+  text?: string;
+  headers?: Record<string, string>;
+}
+
+export type Handler = (ctx: Context) => Promise<Reply> | Reply;
+
+interface Route {
+  method: string;
+  pattern: RegExp;
+  keys: string[];
+  handler: Handler;
+}
+
+/** Method + path routing with `:param` segments; 404 and 405 come back as contract errors. */
+export class Router {
+  readonly #routes: Route[] = [];
+
+  add(method: string, path: string, handler: Handler): this {
+    const keys: string[] = [];
+    const source = path.replace(/:([a-zA-Z]+)/g, (_, key: string) => {
+      keys.push(key);
+      return '([^/]+)';
+    });
+    this.#routes.push({ method, pattern: new RegExp(`^${source}$`), keys, handler });
+    return this;
+  }
+
+  match(method: string, pathname: string): { handler: Handler; params: Record<string, string> } {
+    const allowed: string[] = [];
+    for (const route of this.#routes) {
+      const found = route.pattern.exec(pathname);
+      if (!found) continue;
+      if (route.method !== method && !(method === 'HEAD' && route.method === 'GET')) {
+        allowed.push(route.method);
+        continue;
+      }
+      const params: Record<string, string> = {};
+      route.keys.forEach((key, i) => (params[key] = decodeURIComponent(found[i + 1] ?? '')));
+      return { handler: route.handler, params };
+    }
+    if (allowed.length > 0) throw new HeraldError('method_not_allowed', `use ${allowed.join(' or ')}`, { allow: allowed.join(', ') });
+    throw new HeraldError('not_found', `no such endpoint: ${pathname}`);
+  }
+}
+
+export function clientIp(req: IncomingMessage, trustProxy: boolean): string {
+  if (trustProxy) {
+    const forwarded = req.headers['x-forwarded-for'];
+    const first = (Array.isArray(forwarded) ? forwarded[0] : forwarded)?.split(',')[0]?.trim();
+    if (first) return first;
+  }
+  return req.socket.remoteAddress ?? 'unknown';
+}
+
+/** Reads a JSON body of at most `maxBytes`; bad JSON is `invalid_json`, too much is `payload_too_large`. */
+export async function readJson(req: IncomingMessage, maxBytes: number): Promise<unknown> {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > maxBytes) throw new HeraldError('payload_too_large', `request body is over ${maxBytes} bytes`);
+  const type = req.headers['content-type'] ?? '';
+  if (/^multipart\//i.test(type)) throw new HeraldError('unsupported_media_type', 'send a JSON body');
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > maxBytes) throw new HeraldError('payload_too_large', `request body is over ${maxBytes} bytes`);
+    chunks.push(chunk);
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
+  if (text.trim() === '') throw new HeraldError('invalid_json', 'request body is empty; send JSON');
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw new HeraldError('invalid_json', 'request body is not valid JSON');
+  }
+}
+
+/** The one boundary where errors become HTTP responses. */
+export function errorReply(error: unknown, logger: Logger, req: IncomingMessage): Reply {
+  if (error instanceof HeraldError) return { status: error.status, body: error.toBody(), headers: error.headers };
+  if (error instanceof ParseError) return { status: 400, body: { error: { code: 'invalid_request', message: error.message } } };
+  logger.error({ err: error, method: req.method, url: redactUrl(req.url ?? '') }, 'request failed');
+  return { status: 500, body: { error: { code: 'internal', message: 'internal error' } } };
+}
+
+export function send(res: ServerResponse, reply: Reply): void {
+  const headers: Record<string, string> = { 'cache-control': 'no-store', ...reply.headers };
+  let payload = reply.text;
+  if (payload === undefined && reply.body !== undefined) {
+    payload = JSON.stringify(reply.body);
+    headers['content-type'] = 'application/json; charset=utf-8';
+  }
+  res.writeHead(reply.status, headers);
+  res.end(res.req.method === 'HEAD' ? undefined : payload);
+}

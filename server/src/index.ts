@@ -1,0 +1,166 @@
+import { mkdirSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { join, resolve } from 'node:path';
+import type { Logger } from 'pino';
+import { registerAdmin } from './admin.js';
+import { AuthService, generateToken, hashToken } from './auth.js';
+import type { Broker, BrokerFactory } from './broker/broker.js';
+import { createMemoryBroker } from './broker/memory.js';
+import type { Config } from './config.js';
+import { createFanout } from './fanout.js';
+import { createGuard } from './guard.js';
+import { Router, clientIp, errorReply, send, type Context } from './http.js';
+import { Hub } from './hub.js';
+import { registerInbox } from './inbox.js';
+import { createLogger, redactUrl } from './logger.js';
+import { createMetrics } from './metrics.js';
+import { registerPublish } from './publish.js';
+import { RateLimiter } from './rate-limit.js';
+import { startScheduler } from './scheduler.js';
+import { openSqliteStore } from './store/sqlite.js';
+import type { Store } from './store/store.js';
+import { createStream } from './stream.js';
+
+export { resolveConfig, type Config, type ConfigInput } from './config.js';
+
+/** Replaceable collaborators; each defaults to the embedded choice. */
+export interface ServerDeps {
+  store: Store;
+  broker: BrokerFactory;
+  logger: Logger;
+  now: () => number;
+}
+
+export interface HeraldServer {
+  listen(): Promise<{ port: number; url: string }>;
+  /** Graceful: stop accepting, close sockets with 4000 in batches, flush and close the store. */
+  close(): Promise<void>;
+  /** Path of `<data>/admin.token` when this start created it. */
+  adminTokenFile: string | undefined;
+  logger: Logger;
+  store: Store;
+}
+
+/** Writes `<data>/admin.token` (0600) on the first start, unless an admin token is configured. */
+async function bootstrapAdmin(config: Config, store: Store, now: number): Promise<string | undefined> {
+  if (config.adminToken !== undefined) return undefined;
+  const file = resolve(config.data, 'admin.token');
+  if (existsSync(file) && (await store.tokenByHash(hashToken(readFileSync(file, 'utf8').trim())))) return undefined;
+  if (!existsSync(file) && (await store.hasAdminToken())) return undefined;
+  const token = generateToken();
+  await store.insertToken({ id: 'tok_admin', kind: 'admin', hash: hashToken(token), userId: null, name: null, label: 'bootstrap', topics: null, createdAt: now, expiresAt: null });
+  writeFileSync(file, token + '\n', { mode: 0o600 });
+  return file;
+}
+
+export async function createServer(config: Config, overrides: Partial<ServerDeps> = {}): Promise<HeraldServer> {
+  mkdirSync(config.data, { recursive: true, mode: 0o700 });
+  const now = overrides.now ?? Date.now;
+  const logger = overrides.logger ?? createLogger(config.logLevel);
+  const store = overrides.store ?? openSqliteStore({ file: join(config.data, 'herald.db'), synchronous: config.sqliteSynchronous });
+  const metrics = createMetrics();
+  const auth = new AuthService(store, config, now);
+  const hub = new Hub(metrics);
+  const broker: Broker = (overrides.broker ?? createMemoryBroker)({
+    message: (message) => hub.message(message),
+    control: (event) => {
+      auth.forget(event.tokenId);
+      hub.control(event);
+    },
+  });
+  hub.broker = broker;
+  const adminTokenFile = await bootstrapAdmin(config, store, now());
+
+  const rates = config.rateLimits;
+  const limits = rates
+    ? {
+        connect: new RateLimiter(rates.connect, now),
+        authFailure: new RateLimiter(rates.authFailure, now),
+        publish: new RateLimiter(rates.publish, now),
+      }
+    : undefined;
+  const pruner = limits && setInterval(() => Object.values(limits).forEach((l) => l.prune()), 60_000).unref();
+
+  const guard = createGuard(auth, limits?.authFailure);
+  const fanout = createFanout(broker, metrics);
+  const router = new Router();
+  router
+    .add('GET', '/healthz', () => ({ status: 200, body: { status: 'ok' } }))
+    .add('GET', '/readyz', async () => {
+      const [storeOk, brokerOk] = await Promise.all([store.ping().catch(() => false), broker.ping().catch(() => false)]);
+      const ready = storeOk && brokerOk;
+      return { status: ready ? 200 : 503, body: { status: ready ? 'ready' : 'unavailable', store: storeOk, broker: brokerOk } };
+    })
+    .add('GET', '/metrics', async (ctx) => {
+      if (config.metricsAuth) await guard(ctx, 'admin');
+      return { status: 200, text: await metrics.registry.metrics(), headers: { 'content-type': metrics.registry.contentType } };
+    });
+  const deps = { config, store, broker, guard, metrics, now };
+  registerAdmin(router, { ...deps, auth });
+  registerPublish(router, { ...deps, fanout, publishLimit: limits?.publish });
+  registerInbox(router, deps);
+
+  const stream = createStream({ config, store, broker, auth, hub, metrics, logger, limits, now });
+  const scheduler = startScheduler({ config, store, fanout, logger, now });
+  await scheduler.releaseNow();
+
+  async function onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    try {
+      const url = new URL(req.url ?? '/', 'http://herald');
+      const { handler, params } = router.match(req.method ?? 'GET', url.pathname);
+      const ctx: Context = { req, url, params, ip: clientIp(req, config.trustProxy) };
+      send(res, await handler(ctx));
+    } catch (error) {
+      const reply = errorReply(error, logger, req);
+      if (reply.status >= 400) logger.debug({ method: req.method, url: redactUrl(req.url ?? ''), status: reply.status }, 'request refused');
+      if (!res.headersSent) send(res, reply);
+      else res.destroy();
+    }
+  }
+
+  const tls = config.tlsCert !== undefined && config.tlsKey !== undefined ? { cert: readFileSync(config.tlsCert), key: readFileSync(config.tlsKey) } : undefined;
+  const handler = (req: IncomingMessage, res: ServerResponse) => void onRequest(req, res);
+  const http = tls ? createHttpsServer(tls, handler) : createHttpServer(handler);
+  http.on('upgrade', (req: IncomingMessage, socket, head: Buffer) => {
+    socket.on('error', () => socket.destroy());
+    if (new URL(req.url ?? '/', 'http://herald').pathname === '/v1/stream') stream.handleUpgrade(req, socket, head);
+    else socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+  });
+  http.on('clientError', (_error, socket) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+  });
+
+  let closing: Promise<void> | undefined;
+  return {
+    adminTokenFile,
+    logger,
+    store,
+    listen() {
+      return new Promise((resolveListen, reject) => {
+        http.once('error', reject);
+        http.listen(config.port, config.host, () => {
+          const { port } = http.address() as AddressInfo;
+          const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+          resolveListen({ port, url: `${tls ? 'https' : 'http'}://${host}:${port}` });
+        });
+      });
+    },
+    close() {
+      closing ??= (async () => {
+        const stopped = new Promise<void>((done) => http.close(() => done()));
+        http.closeIdleConnections();
+        await stream.closeAll();
+        stream.stop();
+        if (pruner) clearInterval(pruner);
+        await scheduler.stop();
+        http.closeAllConnections();
+        await stopped;
+        await broker.close();
+        await store.close();
+      })();
+      return closing;
+    },
+  };
+}

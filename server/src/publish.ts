@@ -1,0 +1,150 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { ParseError, parseUnknown, publishBatchRequest, publishFieldCodes, publishRequest, type PublishRequest } from '@herald/protocol';
+import type { Principal } from './auth.js';
+import type { Broker } from './broker/broker.js';
+import type { Config } from './config.js';
+import { HeraldError } from './errors.js';
+import { userFrame } from './fanout.js';
+import type { Guard } from './guard.js';
+import { readJson, type Context, type Router } from './http.js';
+import type { Metrics } from './metrics.js';
+import type { RateLimiter } from './rate-limit.js';
+import type { Fanout, PublishInput, PublishOutcome, Store } from './store/store.js';
+
+export interface PublishDeps {
+  config: Config;
+  store: Store;
+  broker: Broker;
+  guard: Guard;
+  metrics: Metrics;
+  fanout: (fanout: Fanout) => void;
+  publishLimit: RateLimiter | undefined;
+  now: () => number;
+}
+
+type Publisher = Extract<Principal, { kind: 'app' | 'admin' }>;
+
+/** Validates one publish body, turning the first bad field into its stable code. */
+export function parsePublish(data: unknown, where = ''): PublishRequest {
+  try {
+    return parseUnknown(publishRequest, data);
+  } catch (error) {
+    if (!(error instanceof ParseError)) throw error;
+    const field = error.issues[0]?.path[0];
+    const code = (typeof field === 'string' ? publishFieldCodes[field] : undefined) ?? 'invalid_request';
+    throw new HeraldError(code, where + error.message);
+  }
+}
+
+/** App tokens limited to topics may publish to those topics only. */
+function checkTopics(publisher: Publisher, request: PublishRequest, where = ''): void {
+  if (publisher.kind !== 'app' || publisher.topics === null) return;
+  const allowed = publisher.topics;
+  const { users, topics, all } = request.to;
+  if (all === true || (users?.length ?? 0) > 0) {
+    throw new HeraldError('topic_not_allowed', `${where}this app token may publish to its topics only (${allowed.join(', ')})`);
+  }
+  const denied = (topics ?? []).filter((t) => !allowed.includes(t));
+  if (denied.length > 0) throw new HeraldError('topic_not_allowed', `${where}this app token may not publish to ${denied.join(', ')}`);
+}
+
+function idempotencyKey(ctx: Context): string | undefined {
+  const header = ctx.req.headers['idempotency-key'];
+  const key = Array.isArray(header) ? header[0] : header;
+  if (key === undefined) return undefined;
+  if (key.length === 0 || key.length > 255) throw new HeraldError('invalid_request', 'Idempotency-Key must be 1 to 255 characters');
+  return key;
+}
+
+function bodyHash(data: unknown): string {
+  return createHash('sha256').update(JSON.stringify(data)).digest('hex');
+}
+
+function outcomeError(outcome: Exclude<PublishOutcome, { ok: true }>, where = ''): HeraldError {
+  switch (outcome.code) {
+    case 'unknown_user':
+      return new HeraldError('unknown_user', `${where}no such user: ${outcome.users.join(', ')}`);
+    case 'idempotency_key_reused':
+      return new HeraldError('idempotency_key_reused', `${where}this Idempotency-Key was used with a different request`);
+  }
+}
+
+function accepted(outcome: Fanout) {
+  return {
+    id: outcome.id,
+    recipients: outcome.recipients,
+    ...(outcome.scheduledFor === undefined ? {} : { deliverAt: new Date(outcome.scheduledFor).toISOString() }),
+  };
+}
+
+/** `POST /v1/notifications`, `POST /v1/notifications/batch`, `DELETE /v1/notifications/:id`. */
+export function registerPublish(router: Router, deps: PublishDeps): void {
+  const { store, metrics, now } = deps;
+
+  async function authorize(ctx: Context): Promise<Publisher> {
+    const publisher = await deps.guard(ctx, 'app', 'admin');
+    const wait = deps.publishLimit?.take(publisher.tokenId) ?? 0;
+    if (wait > 0) throw new HeraldError('rate_limited', 'publish rate limit reached for this token', { 'retry-after': String(Math.ceil(wait / 1000)) });
+    return publisher;
+  }
+
+  async function commit<T>(work: Promise<T>): Promise<T> {
+    const started = performance.now();
+    try {
+      return await work;
+    } finally {
+      metrics.storeLatency.observe({ op: 'publish' }, (performance.now() - started) / 1000);
+    }
+  }
+
+  function deliver(outcome: Fanout): void {
+    metrics.publishes.inc({ result: outcome.duplicate ? 'duplicate' : outcome.scheduledFor === undefined ? 'delivered' : 'scheduled' });
+    if (!outcome.duplicate) deps.fanout(outcome);
+  }
+
+  router.add('POST', '/v1/notifications', async (ctx) => {
+    const publisher = await authorize(ctx);
+    const key = idempotencyKey(ctx);
+    const data = await readJson(ctx.req, deps.config.maxBodyBytes);
+    const request = parsePublish(data);
+    checkTopics(publisher, request);
+    const input: PublishInput = { id: randomUUID(), request, publisher: publisher.tokenId, now: now() };
+    if (key !== undefined) input.idempotency = { key, hash: bodyHash(data) };
+    const outcome = await commit(store.publish(input));
+    if (!outcome.ok) throw outcomeError(outcome);
+    deliver(outcome);
+    return { status: 202, body: accepted(outcome) };
+  });
+
+  router.add('POST', '/v1/notifications/batch', async (ctx) => {
+    const publisher = await authorize(ctx);
+    const key = idempotencyKey(ctx);
+    const data = await readJson(ctx.req, deps.config.maxBodyBytes);
+    const { notifications } = parseUnknown(publishBatchRequest, data);
+    const at = now();
+    const inputs = notifications.map((item, index): PublishInput => {
+      const where = `notifications[${index}]: `;
+      const request = parsePublish(item, where);
+      checkTopics(publisher, request, where);
+      const input: PublishInput = { id: randomUUID(), request, publisher: publisher.tokenId, now: at };
+      if (key !== undefined) input.idempotency = { key: `${key}#${index}`, hash: bodyHash(item) };
+      return input;
+    });
+    const outcomes = await commit(store.publishBatch(inputs));
+    const failed = outcomes.findIndex((o) => !o.ok);
+    const failure = outcomes[failed];
+    if (failure && !failure.ok) throw outcomeError(failure, `notifications[${failed}]: `);
+    const ok = outcomes.filter((o): o is Fanout => o.ok);
+    ok.forEach(deliver);
+    return { status: 202, body: { notifications: ok.map(accepted) } };
+  });
+
+  router.add('DELETE', '/v1/notifications/:id', async (ctx) => {
+    const publisher = await deps.guard(ctx, 'app', 'admin');
+    const id = ctx.params.id ?? '';
+    const removed = await store.retract(id, publisher.kind === 'admin' ? undefined : publisher.tokenId);
+    if (!removed) throw new HeraldError('not_found', `no notification ${id} published by this token`);
+    deps.broker.publish([...removed].map(([user, seqs]) => userFrame(user, { type: 'deleted', seqs })));
+    return { status: 204 };
+  });
+}

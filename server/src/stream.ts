@@ -1,0 +1,472 @@
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { once } from 'node:events';
+import { WebSocket, WebSocketServer, type RawData } from 'ws';
+import type { Logger } from 'pino';
+import { CloseCode, ParseError, clientFrame, parseJson, type ClientFrame, type ErrorCode, type ServerFrame } from '@herald/protocol';
+import type { AuthService, Principal } from './auth.js';
+import { bearerToken } from './auth.js';
+import type { Broker, UserMessage } from './broker/broker.js';
+import type { Config } from './config.js';
+import { notificationFrame, sharedFields, userFrame } from './fanout.js';
+import { clientIp } from './http.js';
+import type { Hub, Peer } from './hub.js';
+import { redactUrl } from './logger.js';
+import type { Metrics } from './metrics.js';
+import type { RateLimiter } from './rate-limit.js';
+import type { Store } from './store/store.js';
+
+export interface StreamDeps {
+  config: Config;
+  store: Store;
+  broker: Broker;
+  auth: AuthService;
+  hub: Hub;
+  metrics: Metrics;
+  logger: Logger;
+  limits: { connect: RateLimiter; authFailure: RateLimiter } | undefined;
+  now: () => number;
+}
+
+type DevicePrincipal = Extract<Principal, { kind: 'device' }>;
+
+/** Closes that are part of normal life and are not logged as errors. */
+const quietCloses = new Set<number>([CloseCode.normal, CloseCode.goingAway, 1005, 1006]);
+
+/**
+ * One WebSocket session: authentication, then welcome → replay → synced → live, with
+ * replay and live frames merged by seq so nothing is lost or sent twice.
+ */
+class Session implements Peer {
+  user = 0;
+  tokenId = '';
+  #principal: DevicePrincipal | undefined;
+  #state: 'auth' | 'waiting' | 'replaying' | 'live' | 'closed' = 'auth';
+  /** Highest notification seq this device has been sent. */
+  #lastSeq = 0;
+  /** Head when the broker subscription became active: where a session without `since` starts. */
+  #startHead = 0;
+  /** Live messages held back while authenticating or replaying; null once live. */
+  #held: UserMessage[] | null = [];
+  #heldOverflow = false;
+  #outbox: (Buffer | string)[] = [];
+  #outboxBytes = 0;
+  #timer: NodeJS.Timeout | undefined;
+  #replays: Promise<void> = Promise.resolve();
+  lastSentAt: number;
+  alive = true;
+
+  constructor(
+    readonly ws: WebSocket,
+    readonly raw: Duplex,
+    readonly ip: string,
+    readonly deps: StreamDeps,
+  ) {
+    this.lastSentAt = deps.now();
+    ws.on('message', (data, isBinary) => void this.#onMessage(data, isBinary));
+    ws.on('pong', () => (this.alive = true));
+    ws.on('close', (code) => this.#onClose(code));
+    ws.on('error', (error) => deps.logger.debug({ err: error, ip }, 'socket error'));
+  }
+
+  get live(): boolean {
+    return this.#state === 'live';
+  }
+
+  get expiresAt(): number | null {
+    return this.#principal?.expiresAt ?? null;
+  }
+
+  /** Starts a session authenticated by header or URL: live-only unless `hello` comes first. */
+  async startAuthenticated(principal: DevicePrincipal): Promise<void> {
+    if (!(await this.#attach(principal))) return;
+    this.#state = 'waiting';
+    this.#timer = setTimeout(() => void this.#begin(undefined), this.deps.config.liveOnlyAfterMs);
+  }
+
+  /** Waits for a `hello` carrying the token. */
+  awaitHello(): void {
+    this.#timer = setTimeout(() => this.#fail('auth_timeout', 'send hello with a token within 5 s', CloseCode.unauthorized), this.deps.config.helloTimeoutMs);
+  }
+
+  receive(message: UserMessage, frame: Buffer): void {
+    if (this.#held !== null) {
+      if (this.#held.length >= this.deps.config.replayLiveBufferMax) {
+        // The store has all of them; the replay reads them again instead of holding them here.
+        this.#heldOverflow = true;
+        this.#held = [];
+      } else this.#held.push(message);
+      return;
+    }
+    this.#sendLive(message, frame);
+  }
+
+  flush(): void {
+    if (this.#outbox.length === 0 || this.ws.readyState !== WebSocket.OPEN) return;
+    this.raw.cork();
+    for (const data of this.#outbox) this.ws.send(data, { binary: false });
+    this.raw.uncork();
+    this.#outbox = [];
+    this.#outboxBytes = 0;
+    this.lastSentAt = this.deps.now();
+  }
+
+  close(code: number, reason: string): void {
+    if (this.#state === 'closed') return;
+    this.#shutdown();
+    this.deps.metrics.closes.inc({ code: String(code) });
+    if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.close(code, reason);
+  }
+
+  /** Sends a heartbeat when nothing went out for the heartbeat interval. */
+  heartbeat(now: number, head: number | undefined): void {
+    if (this.#state !== 'live' || now - this.lastSentAt < this.deps.config.heartbeatMs) return;
+    this.#send({ type: 'heartbeat', head: Math.max(head ?? 0, this.#lastSeq) });
+  }
+
+  async #attach(principal: DevicePrincipal): Promise<boolean> {
+    const { hub, config } = this.deps;
+    if (hub.connectionsOf(principal.user.id) >= config.maxConnectionsPerUser) {
+      this.#fail('too_many_connections', `at most ${config.maxConnectionsPerUser} connections per user`, CloseCode.tooManyConnections);
+      return false;
+    }
+    this.#principal = principal;
+    this.user = principal.user.id;
+    this.tokenId = principal.tokenId;
+    await hub.attach(this);
+    if (this.#state !== 'closed') this.#startHead = await this.deps.store.head(this.user);
+    if (this.#state !== 'closed') return true;
+    hub.detach(this); // closed while subscribing: #shutdown ran before the peer was attached
+    return false;
+  }
+
+  async #onMessage(data: RawData, isBinary: boolean): Promise<void> {
+    if (this.#state === 'closed') return;
+    let frame: ClientFrame;
+    try {
+      if (isBinary) throw new ParseError('frames are JSON text, not binary', []);
+      frame = parseJson(clientFrame, rawText(data));
+    } catch (error) {
+      const message = error instanceof ParseError ? error.message : 'invalid frame';
+      if (this.#state === 'auth') this.#fail('invalid_frame', message, CloseCode.badRequest);
+      else this.#send({ type: 'error', code: 'invalid_frame', message });
+      return;
+    }
+    try {
+      await this.#handle(frame);
+    } catch (error) {
+      this.deps.logger.error({ err: error, user: this.user, frame: frame.type }, 'frame handling failed');
+      this.#send({ type: 'error', code: 'internal', message: 'internal error' });
+    }
+  }
+
+  async #handle(frame: ClientFrame): Promise<void> {
+    if (this.#state === 'auth') {
+      if (frame.type !== 'hello' || frame.token === undefined) {
+        this.#fail('not_authenticated', 'the first frame must be hello with a token', CloseCode.unauthorized);
+        return;
+      }
+      clearTimeout(this.#timer);
+      const principal = await this.deps.auth.authenticate(frame.token);
+      if (principal?.kind !== 'device') {
+        this.deps.limits?.authFailure.take(this.ip);
+        this.#fail('unauthorized', 'invalid, expired or revoked device token', CloseCode.unauthorized);
+        return;
+      }
+      if (await this.#attach(principal)) await this.#begin(frame.since);
+      return;
+    }
+    if (this.#state === 'waiting') {
+      clearTimeout(this.#timer);
+      if (frame.type === 'hello') {
+        await this.#begin(frame.since);
+        return;
+      }
+      await this.#begin(undefined);
+    }
+    switch (frame.type) {
+      case 'hello':
+        this.#send({ type: 'error', code: 'invalid_state', message: 'hello was already received; send sync to replay' });
+        return;
+      case 'sync':
+        this.#replays = this.#replays.then(() => this.#replay(frame.since)).catch((error: unknown) => this.#replayFailed(error));
+        return this.#replays;
+      case 'ack':
+        return;
+      case 'read': {
+        const target = frame.seqs === undefined ? { upTo: frame.upTo ?? 0 } : { seqs: frame.seqs };
+        const { unread, changed } = await this.deps.store.markRead(this.user, target, this.deps.now());
+        if (changed) this.deps.broker.publish([userFrame(this.user, { type: 'read', ...target, unread })]);
+        else this.#send({ type: 'read', ...target, unread });
+        return;
+      }
+      case 'ping':
+        this.#send({ type: 'pong', ...(frame.t === undefined ? {} : { t: frame.t }) });
+        return;
+    }
+  }
+
+  async #begin(since: number | undefined): Promise<void> {
+    if (this.#state !== 'auth' && this.#state !== 'waiting') return;
+    const principal = this.#principal;
+    if (!principal) return;
+    this.#state = 'replaying';
+    this.#send({ type: 'welcome', v: 1, user: principal.user, head: this.#startHead, heartbeat: this.deps.config.heartbeatMs });
+    if (since === undefined) {
+      this.#lastSeq = this.#startHead;
+      this.#send({ type: 'synced', head: this.#startHead, replayed: 0, gap: false });
+      this.#goLive();
+      return;
+    }
+    this.#replays = this.#replay(since).catch((error: unknown) => this.#replayFailed(error));
+    await this.#replays;
+  }
+
+  /** A replay that cannot finish would leave the device believing it is in sync; it reconnects instead. */
+  #replayFailed(error: unknown): void {
+    this.deps.logger.error({ err: error, user: this.user }, 'replay failed');
+    this.#fail('internal', 'replay failed; reconnect', CloseCode.serverRestarting);
+  }
+
+  /** Sends every stored notification after `since`, then `synced`, then what arrived live meanwhile. */
+  async #replay(since: number): Promise<void> {
+    const { store, config, metrics, now } = this.deps;
+    this.#state = 'replaying';
+    this.#held ??= [];
+    let cursor = since;
+    let replayed = 0;
+    let gap = false;
+    let head = 0;
+    this.#heldOverflow = false;
+    for (;;) {
+      const started = performance.now();
+      const page = await store.replay(this.user, cursor, config.replayPageSize, now());
+      metrics.storeLatency.observe({ op: 'replay' }, (performance.now() - started) / 1000);
+      if (this.#isClosed()) return;
+      gap ||= page.gap;
+      head = page.head;
+      for (const item of page.items) {
+        this.#queue(notificationFrame(item.seq, item.read, item.topic, sharedFields(item.notification)));
+        cursor = item.seq;
+      }
+      replayed += page.items.length;
+      // After an overflow the held frames are gone, so read on from the store until it is exhausted.
+      if (page.items.length < config.replayPageSize && !this.#consumeOverflow()) break;
+      await this.#drain();
+      if (this.#isClosed()) return;
+    }
+    metrics.deliveries.inc(replayed);
+    metrics.replaySize.observe(replayed);
+    this.#lastSeq = Math.max(this.#lastSeq, cursor);
+    this.#send({ type: 'synced', head: Math.max(head, cursor), replayed, gap });
+    this.#goLive();
+  }
+
+  #goLive(): void {
+    this.#state = 'live';
+    const held = this.#held ?? [];
+    this.#held = null;
+    for (const message of held) this.#sendLive(message, message.frame);
+  }
+
+  #sendLive(message: UserMessage, frame: Buffer | string): void {
+    if (message.seq > 0) {
+      if (message.seq <= this.#lastSeq) return;
+      this.#lastSeq = message.seq;
+      this.deps.metrics.deliveries.inc();
+    }
+    this.#queue(frame);
+    if (this.#outboxBytes + this.raw.writableLength > this.deps.config.maxBufferedBytes) {
+      this.deps.logger.info({ user: this.user, ip: this.ip }, 'closing slow consumer');
+      this.close(CloseCode.slowConsumer, 'slow consumer');
+    }
+  }
+
+  #send(frame: ServerFrame): void {
+    this.#queue(JSON.stringify(frame));
+  }
+
+  #queue(data: Buffer | string): void {
+    if (this.#state === 'closed') return;
+    this.#outbox.push(data);
+    this.#outboxBytes += data.length;
+    this.deps.hub.markDirty(this);
+  }
+
+  /** Replay pacing: lets the socket drain before reading the next page, so replays never count as slow. */
+  async #drain(): Promise<void> {
+    this.flush();
+    if (this.raw.writableLength > this.deps.config.maxBufferedBytes / 2 && this.#state !== 'closed') {
+      await Promise.race([once(this.raw, 'drain'), once(this.ws, 'close')]);
+    }
+  }
+
+  #consumeOverflow(): boolean {
+    const overflowed = this.#heldOverflow;
+    this.#heldOverflow = false;
+    return overflowed;
+  }
+
+  /** A method, not a field read: the state may change across the awaits of a replay. */
+  #isClosed(): boolean {
+    return this.#state === 'closed';
+  }
+
+  #fail(code: ErrorCode, message: string, closeCode: number): void {
+    this.#send({ type: 'error', code, message });
+    this.flush();
+    this.close(closeCode, code);
+  }
+
+  #shutdown(): void {
+    this.#state = 'closed';
+    clearTimeout(this.#timer);
+    this.#outbox = [];
+    this.#held = null;
+    this.deps.hub.detach(this);
+  }
+
+  #onClose(code: number): void {
+    if (this.#state !== 'closed') this.#shutdown();
+    if (!quietCloses.has(code)) this.deps.logger.debug({ user: this.user, code }, 'connection closed');
+  }
+}
+
+function rawText(data: RawData): string {
+  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
+  return Buffer.from(data as ArrayBuffer).toString('utf8');
+}
+
+function originAllowed(req: IncomingMessage, allowed: string[]): boolean {
+  const origin = req.headers.origin;
+  if (origin === undefined) return true; // not a browser: origins protect browser users only
+  if (allowed.includes('*') || allowed.includes(origin)) return true;
+  try {
+    return new URL(origin).host === req.headers.host;
+  } catch {
+    return false;
+  }
+}
+
+function refuse(socket: Duplex, status: number, code: ErrorCode, message: string, headers: Record<string, string> = {}): void {
+  const body = JSON.stringify({ error: { code, message } });
+  const head = Object.entries({ ...headers, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), connection: 'close' })
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join('');
+  socket.end(`HTTP/1.1 ${status} ${code}\r\n${head}\r\n${body}`);
+}
+
+export interface Stream {
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
+  sessions(): Iterable<Session>;
+  /** Closes every socket with 4000 in batches; resolves when all are closed. */
+  closeAll(): Promise<void>;
+  stop(): void;
+}
+
+/** The `/v1/stream` endpoint: upgrade checks, sessions, pings and heartbeats. */
+export function createStream(deps: StreamDeps): Stream {
+  const { config, logger, limits, metrics } = deps;
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: config.maxPayload,
+    clientTracking: false,
+    perMessageDeflate: config.perMessageDeflate
+      ? { threshold: config.perMessageDeflate.threshold, serverNoContextTakeover: true, clientNoContextTakeover: true }
+      : false,
+  });
+  const sessions = new Set<Session>();
+
+  const pinger = setInterval(() => {
+    for (const session of sessions) {
+      if (!session.alive) {
+        session.ws.terminate();
+        continue;
+      }
+      session.alive = false;
+      session.ws.ping();
+    }
+  }, config.pingIntervalMs).unref();
+
+  const heartbeats = setInterval(
+    () => void sweepHeartbeats(),
+    Math.min(config.heartbeatMs / 2, 5_000),
+  ).unref();
+
+  async function sweepHeartbeats(): Promise<void> {
+    const now = deps.now();
+    const idle = [...sessions].filter((s) => s.live && now - s.lastSentAt >= config.heartbeatMs);
+    for (const session of sessions) {
+      const expiresAt = session.expiresAt;
+      if (expiresAt !== null && expiresAt <= now) session.close(CloseCode.unauthorized, 'token expired');
+    }
+    if (idle.length === 0) return;
+    const heads = await deps.store.heads([...new Set(idle.map((s) => s.user))]);
+    for (const session of idle) session.heartbeat(deps.now(), heads.get(session.user));
+  }
+
+  function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const ip = clientIp(req, config.trustProxy);
+    const reject = (status: number, code: ErrorCode, message: string, headers?: Record<string, string>) => {
+      metrics.rejected.inc({ code });
+      refuse(socket, status, code, message, headers);
+    };
+    if (!originAllowed(req, config.allowedOrigins)) {
+      reject(403, 'origin_not_allowed', 'this origin may not open the stream');
+      return;
+    }
+    const wait = limits ? limits.connect.take(ip) || limits.authFailure.wait(ip) : 0;
+    if (wait > 0) {
+      reject(429, 'rate_limited', 'too many connection attempts', { 'retry-after': String(Math.ceil(wait / 1000)) });
+      return;
+    }
+    let token = bearerToken(req);
+    if (token === undefined && config.allowQueryToken) {
+      token = new URL(req.url ?? '/', 'http://x').searchParams.get('token') ?? undefined;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      const session = new Session(ws, socket, ip, deps);
+      sessions.add(session);
+      ws.on('close', () => sessions.delete(session));
+      logger.debug({ ip, url: redactUrl(req.url ?? '') }, 'stream connected');
+      if (token === undefined) {
+        session.awaitHello();
+        return;
+      }
+      void deps.auth.authenticate(token).then(
+        (principal) => {
+          if (principal?.kind === 'device') return session.startAuthenticated(principal);
+          limits?.authFailure.take(ip);
+          session.close(CloseCode.unauthorized, 'unauthorized');
+        },
+        (error: unknown) => {
+          logger.error({ err: error }, 'authentication failed');
+          session.close(CloseCode.serverRestarting, 'internal error');
+        },
+      );
+    });
+  }
+
+  return {
+    handleUpgrade,
+    sessions: () => sessions,
+    async closeAll() {
+      const all = [...sessions];
+      const closed = all.map((s) => (s.ws.readyState === WebSocket.CLOSED ? Promise.resolve() : once(s.ws, 'close').then(() => undefined)));
+      for (let i = 0; i < all.length; i += config.shutdownCloseBatch) {
+        for (const session of all.slice(i, i + config.shutdownCloseBatch)) session.close(CloseCode.serverRestarting, 'server restarting');
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      const force = setTimeout(() => {
+        for (const session of all) session.ws.terminate();
+      }, 5_000);
+      await Promise.all(closed);
+      clearTimeout(force);
+    },
+    stop() {
+      clearInterval(pinger);
+      clearInterval(heartbeats);
+      wss.close();
+    },
+  };
+}
