@@ -85,8 +85,13 @@ export class TestClient {
     this.closed = once(ws, 'close').then(([code, reason]) => ({ code: code as number, reason: String(reason) }));
   }
 
+  /** Wraps a socket the test opened itself (for example over its own TCP connection). */
+  static wrap(ws: WebSocket): TestClient {
+    return new TestClient(ws);
+  }
+
   static async open(url: string, token?: string, options: ClientOptions = {}): Promise<TestClient> {
-    const headers = { ...(options.headers as Record<string, string> | undefined), ...(token ? { authorization: `Bearer ${token}` } : {}) };
+    const headers = { ...(options.headers), ...(token ? { authorization: `Bearer ${token}` } : {}) };
     const ws = new WebSocket(url, { ...options, headers });
     const client = new TestClient(ws);
     await Promise.race([once(ws, 'open'), client.closed]);

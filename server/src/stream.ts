@@ -52,6 +52,8 @@ class Session implements Peer {
   #outbox: (Buffer | string)[] = [];
   #outboxBytes = 0;
   #timer: NodeJS.Timeout | undefined;
+  /** Authentication in flight. */
+  #authenticating: Promise<void> | undefined;
   #replays: Promise<void> = Promise.resolve();
   lastSentAt: number;
   alive = true;
@@ -77,11 +79,14 @@ class Session implements Peer {
     return this.#principal?.expiresAt ?? null;
   }
 
-  /** Starts a session authenticated by header or URL: live-only unless `hello` comes first. */
-  async startAuthenticated(principal: DevicePrincipal): Promise<void> {
-    if (!(await this.#attach(principal))) return;
-    this.#state = 'waiting';
-    this.#timer = setTimeout(() => void this.#begin(undefined), this.deps.config.liveOnlyAfterMs);
+  /** Authenticates by the header or URL token: live-only unless `hello` comes within 2 s. */
+  startWithToken(token: string): void {
+    void this.#authenticate(async () => {
+      const principal = await this.#verify(token);
+      if (!principal || !(await this.#attach(principal))) return;
+      this.#state = 'waiting';
+      this.#timer = setTimeout(() => void this.#begin(undefined), this.deps.config.liveOnlyAfterMs);
+    });
   }
 
   /** Waits for a `hello` carrying the token. */
@@ -124,6 +129,28 @@ class Session implements Peer {
     this.#send({ type: 'heartbeat', head: Math.max(head ?? 0, this.#lastSeq) });
   }
 
+  #authenticate(work: () => Promise<void>): Promise<void> {
+    const running: Promise<void> = work()
+      .catch((error: unknown) => {
+        this.deps.logger.error({ err: error }, 'authentication failed');
+        this.close(CloseCode.serverRestarting, 'internal error');
+      })
+      .finally(() => {
+        if (this.#authenticating === running) this.#authenticating = undefined;
+      });
+    this.#authenticating = running;
+    return running;
+  }
+
+  /** A device principal for the token, or undefined after closing with 4501. */
+  async #verify(token: string): Promise<DevicePrincipal | undefined> {
+    const principal = await this.deps.auth.authenticate(token);
+    if (principal?.kind === 'device') return principal;
+    this.deps.limits?.authFailure.take(this.ip);
+    this.#fail('unauthorized', 'invalid, expired or revoked device token', CloseCode.unauthorized);
+    return undefined;
+  }
+
   async #attach(principal: DevicePrincipal): Promise<boolean> {
     const { hub, config } = this.deps;
     if (hub.connectionsOf(principal.user.id) >= config.maxConnectionsPerUser) {
@@ -153,7 +180,9 @@ class Session implements Peer {
       return;
     }
     try {
-      await this.#handle(frame);
+      // Frames that arrive while authentication is in flight wait for it, keeping their order.
+      while (this.#authenticating) await this.#authenticating;
+      if (!this.#isClosed()) await this.#handle(frame);
     } catch (error) {
       this.deps.logger.error({ err: error, user: this.user, frame: frame.type }, 'frame handling failed');
       this.#send({ type: 'error', code: 'internal', message: 'internal error' });
@@ -167,13 +196,11 @@ class Session implements Peer {
         return;
       }
       clearTimeout(this.#timer);
-      const principal = await this.deps.auth.authenticate(frame.token);
-      if (principal?.kind !== 'device') {
-        this.deps.limits?.authFailure.take(this.ip);
-        this.#fail('unauthorized', 'invalid, expired or revoked device token', CloseCode.unauthorized);
-        return;
-      }
-      if (await this.#attach(principal)) await this.#begin(frame.since);
+      const { token, since } = frame;
+      await this.#authenticate(async () => {
+        const principal = await this.#verify(token);
+        if (principal && (await this.#attach(principal))) await this.#begin(since);
+      });
       return;
     }
     if (this.#state === 'waiting') {
@@ -429,21 +456,8 @@ export function createStream(deps: StreamDeps): Stream {
       sessions.add(session);
       ws.on('close', () => sessions.delete(session));
       logger.debug({ ip, url: redactUrl(req.url ?? '') }, 'stream connected');
-      if (token === undefined) {
-        session.awaitHello();
-        return;
-      }
-      void deps.auth.authenticate(token).then(
-        (principal) => {
-          if (principal?.kind === 'device') return session.startAuthenticated(principal);
-          limits?.authFailure.take(ip);
-          session.close(CloseCode.unauthorized, 'unauthorized');
-        },
-        (error: unknown) => {
-          logger.error({ err: error }, 'authentication failed');
-          session.close(CloseCode.serverRestarting, 'internal error');
-        },
-      );
+      if (token === undefined) session.awaitHello();
+      else session.startWithToken(token);
     });
   }
 
