@@ -22,7 +22,6 @@ async function startProcess(data: string): Promise<{ child: ChildProcess; url: s
   children.push(child);
   const url = await new Promise<string>((resolve, reject) => {
     for (const output of [child.stdout, child.stderr]) {
-      if (!output) continue;
       createInterface({ input: output }).on('line', (line) => {
         const found = /listening on (https?:\/\/\S+)/.exec(line);
         if (found?.[1]) resolve(found[1]);
@@ -47,6 +46,11 @@ it('keeps every acknowledged publish across kill -9 and replays it after restart
   // Twenty concurrent publishers; the server is killed while they are mid-flight.
   const acknowledged: string[] = [];
   let killed = false;
+  const kill = () => {
+    if (killed) return;
+    killed = true;
+    first.child.kill('SIGKILL');
+  };
   const exited = once(first.child, 'exit');
   const publisher = async (worker: number) => {
     for (let i = 0; !killed; i++) {
@@ -56,10 +60,7 @@ it('keeps every acknowledged publish across kill -9 and replays it after restart
       } catch {
         return; // the connection died with the server: this publish was never acknowledged
       }
-      if (acknowledged.length >= 300 && !killed) {
-        killed = true;
-        first.child.kill('SIGKILL');
-      }
+      if (acknowledged.length >= 300) kill();
     }
   };
   await Promise.all(Array.from({ length: 20 }, (_, w) => publisher(w)));
