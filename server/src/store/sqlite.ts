@@ -1,0 +1,794 @@
+import Database from 'better-sqlite3';
+import type { Action, PublishRequest, Target } from '@herald/protocol';
+import type {
+  Delivery,
+  Fanout,
+  InboxItem,
+  InboxQuery,
+  PublishInput,
+  PublishOutcome,
+  ReadTarget,
+  ReplayPage,
+  RetentionPolicy,
+  StoredNotification,
+  Store,
+  TokenKind,
+  TokenRecord,
+  UserRecord,
+} from './store.js';
+
+/** Options of {@link openSqliteStore}. */
+export interface SqliteStoreOptions {
+  /** Path of the database file (string). Its parent directory must exist; the file and its `-wal`/`-shm` companions are created next to it. */
+  file: string;
+  /**
+   * SQLite `synchronous` level. Default `'full'`: every commit fsyncs the WAL, so an acknowledged publish survives power loss.
+   * `'normal'` survives a crash of the process but not of the machine.
+   */
+  synchronous?: 'full' | 'normal';
+  /** Largest number of publishes (count) committed in one group-commit transaction. Default 512; a full group commits at once instead of at the next event-loop turn. */
+  groupCommitMax?: number;
+}
+
+/** Default of {@link SqliteStoreOptions.groupCommitMax}, publishes per transaction: amortizes one fsync over many publishes while keeping a commit short. */
+const defaultGroupCommitMax = 512;
+/** Milliseconds a statement waits for another connection's lock (a CLI or backup tool on the same file) before failing. */
+const busyTimeoutMs = 5_000;
+/** Milliseconds an `Idempotency-Key` is remembered. */
+const idempotencyWindowMs = 24 * 60 * 60 * 1000;
+/** Priority of a publish that names none (contract v1). */
+const defaultPriority = 3;
+/** Version of the schema below, kept in `PRAGMA user_version`. */
+const schemaVersion = 1;
+
+const schema = `
+CREATE TABLE IF NOT EXISTS users (
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  password_hash TEXT,
+  created_at INTEGER NOT NULL,
+  head INTEGER NOT NULL DEFAULT 0,
+  expired_seq INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS tokens (
+  id TEXT PRIMARY KEY,
+  kind TEXT NOT NULL CHECK (kind IN ('admin', 'app', 'device')),
+  hash TEXT NOT NULL UNIQUE,
+  user_id INTEGER REFERENCES users(id) ON DELETE CASCADE,
+  name TEXT,
+  label TEXT,
+  topics TEXT,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS tokens_kind ON tokens(kind);
+CREATE TABLE IF NOT EXISTS subscriptions (
+  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+  topic TEXT NOT NULL,
+  PRIMARY KEY (user_id, topic)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS subscriptions_topic ON subscriptions(topic, user_id);
+-- nid: compact, ascending key for inbox rows; ids are random UUIDs, which would scatter index writes.
+CREATE TABLE IF NOT EXISTS notifications (
+  nid INTEGER PRIMARY KEY,
+  id TEXT NOT NULL UNIQUE,
+  title TEXT NOT NULL,
+  body TEXT NOT NULL,
+  priority INTEGER NOT NULL,
+  tags TEXT,
+  url TEXT,
+  icon TEXT,
+  actions TEXT,
+  key TEXT,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER,
+  publisher TEXT NOT NULL,
+  deliver_at INTEGER,
+  target TEXT
+);
+CREATE INDEX IF NOT EXISTS notifications_created ON notifications(created_at);
+CREATE INDEX IF NOT EXISTS notifications_due ON notifications(deliver_at) WHERE deliver_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS inbox (
+  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+  seq INTEGER NOT NULL,
+  nid INTEGER NOT NULL REFERENCES notifications(nid),
+  read INTEGER NOT NULL DEFAULT 0,
+  topic TEXT,
+  key TEXT,
+  expires_at INTEGER,
+  PRIMARY KEY (user_id, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS inbox_notification ON inbox(nid);
+CREATE UNIQUE INDEX IF NOT EXISTS inbox_key ON inbox(user_id, key) WHERE key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS inbox_expires ON inbox(expires_at) WHERE expires_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS idempotency (
+  publisher TEXT NOT NULL,
+  key TEXT NOT NULL,
+  hash TEXT NOT NULL,
+  notification_id TEXT NOT NULL,
+  recipients INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (publisher, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS idempotency_created ON idempotency(created_at);
+`;
+
+interface UserRow {
+  id: number;
+  name: string;
+  password_hash: string | null;
+  created_at: number;
+}
+
+interface TokenRow {
+  id: string;
+  kind: TokenKind;
+  hash: string;
+  user_id: number | null;
+  name: string | null;
+  label: string | null;
+  topics: string | null;
+  created_at: number;
+  expires_at: number | null;
+}
+
+interface NotificationRow {
+  id: string;
+  title: string;
+  body: string;
+  priority: number;
+  tags: string | null;
+  url: string | null;
+  icon: string | null;
+  actions: string | null;
+  key: string | null;
+  created_at: number;
+  expires_at: number | null;
+  publisher: string;
+}
+
+interface ScheduledRow extends NotificationRow {
+  nid: number;
+  deliver_at: number | null;
+  target: string | null;
+}
+
+interface ItemRow extends NotificationRow {
+  seq: number;
+  read: number;
+  via: string | null;
+}
+
+interface IdempotencyRow {
+  hash: string;
+  notification_id: string;
+  recipients: number;
+  created_at: number;
+}
+
+interface RemovedRow {
+  user_id: number;
+  seq: number;
+  nid: number;
+}
+
+interface InboxParams {
+  user: number;
+  before: number;
+  limit: number;
+  now: number;
+  unreadOnly: number;
+  topic: string | null;
+  q: string | null;
+}
+
+/** Queued `publish` or `publishBatch` call, waiting for the next group commit. */
+interface Pending {
+  inputs: PublishInput[];
+  /** All-or-nothing: runs in its own savepoint. */
+  atomic: boolean;
+  resolve: (outcomes: PublishOutcome[]) => void;
+  reject: (error: unknown) => void;
+}
+
+/** Recipients of one publish: user id → the topic through which they get it (null when named or through `all`). */
+type Recipients = Map<number, string | null>;
+
+/** Unwinds a `publishBatch` savepoint; carries the failure that caused it. */
+class BatchFailure extends Error {
+  constructor(readonly outcome: PublishOutcome) {
+    super('batch failed');
+  }
+}
+
+const notificationColumns = 'n.id, n.title, n.body, n.priority, n.tags, n.url, n.icon, n.actions, n.key, n.created_at, n.expires_at, n.publisher';
+
+/** Runs synchronous store work as a promise; a throw becomes a rejection. */
+function settle<T>(work: () => T): Promise<T> {
+  return new Promise<T>((resolve) => {
+    resolve(work());
+  });
+}
+
+function toUser(row: UserRow): UserRecord {
+  return { id: row.id, name: row.name, passwordHash: row.password_hash, createdAt: row.created_at };
+}
+
+function toToken(row: TokenRow): TokenRecord {
+  return {
+    id: row.id,
+    kind: row.kind,
+    hash: row.hash,
+    userId: row.user_id,
+    name: row.name,
+    label: row.label,
+    topics: row.topics === null ? null : (JSON.parse(row.topics) as string[]),
+    createdAt: row.created_at,
+    expiresAt: row.expires_at,
+  };
+}
+
+function toNotification(row: NotificationRow): StoredNotification {
+  return {
+    id: row.id,
+    title: row.title,
+    body: row.body,
+    priority: row.priority,
+    tags: row.tags === null ? [] : (JSON.parse(row.tags) as string[]),
+    url: row.url,
+    icon: row.icon,
+    actions: row.actions === null ? [] : (JSON.parse(row.actions) as Action[]),
+    key: row.key,
+    createdAt: row.created_at,
+    expiresAt: row.expires_at,
+    publisher: row.publisher,
+  };
+}
+
+function toItem(row: ItemRow): InboxItem {
+  return { seq: row.seq, read: row.read !== 0, topic: row.via, notification: toNotification(row) };
+}
+
+/** Epoch ms of a `deliverAt` still in the future, or undefined when the publish goes out now. */
+function scheduledTime(request: PublishRequest, now: number): number | undefined {
+  if (request.deliverAt === undefined) return undefined;
+  const at = Date.parse(request.deliverAt);
+  return Number.isFinite(at) && at > now ? at : undefined;
+}
+
+/**
+ * The stored form of a publish request. Deterministic, so an idempotent retry can rebuild the original.
+ * A scheduled notification is created, and its ttl starts, when it is delivered.
+ */
+function buildNotification(id: string, request: PublishRequest, publisher: string, now: number): StoredNotification {
+  const createdAt = scheduledTime(request, now) ?? now;
+  return {
+    id,
+    title: request.title,
+    body: request.body ?? '',
+    priority: request.priority ?? defaultPriority,
+    tags: request.tags ?? [],
+    url: request.url ?? null,
+    icon: request.icon ?? null,
+    actions: request.actions ?? [],
+    key: request.key ?? null,
+    createdAt,
+    expiresAt: request.ttl === undefined ? null : createdAt + request.ttl * 1000,
+    publisher,
+  };
+}
+
+/** `q` as a LIKE pattern matching it as a plain substring. */
+function likePattern(q: string): string {
+  return `%${q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+}
+
+/**
+ * Opens (creating if needed) the SQLite store at `options.file`.
+ * Publishes are group-committed: concurrent calls share one transaction and resolve once it is committed.
+ */
+export function openSqliteStore(options: SqliteStoreOptions): Store {
+  const groupCommitMax = options.groupCommitMax ?? defaultGroupCommitMax;
+  if (!Number.isInteger(groupCommitMax) || groupCommitMax < 1) {
+    throw new RangeError(`groupCommitMax must be a positive integer, got ${String(options.groupCommitMax)}`);
+  }
+  // Widened: options may come from an untyped config file.
+  const synchronous: string = options.synchronous ?? 'full';
+  if (synchronous !== 'full' && synchronous !== 'normal') {
+    throw new RangeError(`synchronous must be 'full' or 'normal', got ${synchronous}`);
+  }
+
+  const db = new Database(options.file, { timeout: busyTimeoutMs });
+  try {
+    db.pragma(`busy_timeout = ${busyTimeoutMs}`);
+    db.pragma('journal_mode = WAL');
+    db.pragma(`synchronous = ${synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
+    db.pragma('foreign_keys = ON');
+    // Checkpoint every 4000 pages (16 MiB of WAL) rather than 1000: a hot page is copied back once per checkpoint, so fewer checkpoints cost less per publish.
+    db.pragma('wal_autocheckpoint = 4000');
+    const version = db.pragma('user_version', { simple: true }) as number;
+    if (version > schemaVersion) {
+      throw new Error(`${options.file} has schema version ${version}; this server knows up to ${schemaVersion}`);
+    }
+    db.transaction(() => {
+      db.exec(schema);
+      db.pragma(`user_version = ${schemaVersion}`);
+    }).immediate();
+  } catch (error) {
+    db.close();
+    throw error;
+  }
+
+  // Users, tokens, subscriptions.
+  const insertUser = db.prepare<[string, string | null, number], UserRow>(
+    'INSERT INTO users (name, password_hash, created_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING RETURNING id, name, password_hash, created_at',
+  );
+  const userByNameStmt = db.prepare<[string], UserRow>('SELECT id, name, password_hash, created_at FROM users WHERE name = ?');
+  const userByIdStmt = db.prepare<[number], UserRow>('SELECT id, name, password_hash, created_at FROM users WHERE id = ?');
+  const userIdByName = db.prepare<[string], number>('SELECT id FROM users WHERE name = ?').pluck();
+  const allUserIds = db.prepare<[], number>('SELECT id FROM users ORDER BY id').pluck();
+  const headOf = db.prepare<[number], number>('SELECT head FROM users WHERE id = ?').pluck();
+  const headsOf = db.prepare<[string], { id: number; head: number }>('SELECT id, head FROM users WHERE id IN (SELECT value FROM json_each(?))');
+  const cursorOf = db.prepare<[number], { head: number; expired_seq: number }>('SELECT head, expired_seq FROM users WHERE id = ?');
+  const bumpHead = db.prepare<[number], number>('UPDATE users SET head = head + 1 WHERE id = ? RETURNING head').pluck();
+  const raiseExpired = db.prepare<[number, number]>('UPDATE users SET expired_seq = max(expired_seq, ?) WHERE id = ?');
+  // Rows all above head - max fit in max slots, so only a user with a row at or below it can hold too many: one index probe each.
+  const usersOverLimit = db.prepare<{ max: number }, number>(
+    'SELECT u.id FROM users u WHERE u.head > @max AND EXISTS (SELECT 1 FROM inbox i WHERE i.user_id = u.id AND i.seq <= u.head - @max)',
+  ).pluck();
+
+  const insertTokenStmt = db.prepare<[string, TokenKind, string, number | null, string | null, string | null, string | null, number, number | null]>(
+    'INSERT INTO tokens (id, kind, hash, user_id, name, label, topics, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+  );
+  const tokenByHashStmt = db.prepare<[string], TokenRow>('SELECT * FROM tokens WHERE hash = ?');
+  const listTokensStmt = db.prepare<[], TokenRow>('SELECT * FROM tokens ORDER BY created_at, id');
+  const deleteToken = db.prepare<[string], TokenRow>('DELETE FROM tokens WHERE id = ? RETURNING *');
+  const anyAdmin = db.prepare<[], number>("SELECT EXISTS (SELECT 1 FROM tokens WHERE kind = 'admin')").pluck();
+
+  const insertSubscription = db.prepare<[number, string]>('INSERT INTO subscriptions (user_id, topic) VALUES (?, ?) ON CONFLICT DO NOTHING');
+  const deleteSubscription = db.prepare<[number, string]>('DELETE FROM subscriptions WHERE user_id = ? AND topic = ?');
+  const topicsOf = db.prepare<[number], string>('SELECT topic FROM subscriptions WHERE user_id = ? ORDER BY topic').pluck();
+  const subscribersOf = db.prepare<[string], number>('SELECT user_id FROM subscriptions WHERE topic = ?').pluck();
+
+  // Notifications and inboxes.
+  const insertNotification = db.prepare<
+    [string, string, string, number, string | null, string | null, string | null, string | null, string | null, number, number | null, string, number | null, string | null],
+    number
+  >(
+    'INSERT INTO notifications (id, title, body, priority, tags, url, icon, actions, key, created_at, expires_at, publisher, deliver_at, target) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING nid',
+  ).pluck();
+  const notificationById = db.prepare<[string], ScheduledRow>(`SELECT n.nid, ${notificationColumns}, n.deliver_at, n.target FROM notifications n WHERE n.id = ?`);
+  const dueNotifications = db.prepare<[number], ScheduledRow>(
+    `SELECT n.nid, ${notificationColumns}, n.deliver_at, n.target FROM notifications n WHERE n.deliver_at IS NOT NULL AND n.deliver_at <= ? ORDER BY n.deliver_at, n.nid`,
+  );
+  const clearSchedule = db.prepare<[number]>('UPDATE notifications SET deliver_at = NULL, target = NULL WHERE nid = ?');
+  const deleteNotification = db.prepare<[number]>('DELETE FROM notifications WHERE nid = ?');
+  const deleteIfOrphan = db.prepare<{ nid: number }>(
+    'DELETE FROM notifications WHERE nid = @nid AND deliver_at IS NULL AND NOT EXISTS (SELECT 1 FROM inbox WHERE nid = @nid)',
+  );
+  const deleteOldNotifications = db.prepare<[number]>('DELETE FROM notifications WHERE created_at < ? AND deliver_at IS NULL');
+
+  const insertItem = db.prepare<[number, number, number, string | null, string | null, number | null]>(
+    'INSERT INTO inbox (user_id, seq, nid, topic, key, expires_at) VALUES (?, ?, ?, ?, ?, ?)',
+  );
+  const deleteByKey = db.prepare<[number, string], number>('DELETE FROM inbox WHERE user_id = ? AND key = ? RETURNING nid').pluck();
+  const deleteOne = db.prepare<[number, number], number>('DELETE FROM inbox WHERE user_id = ? AND seq = ? RETURNING nid').pluck();
+  const deleteItemsOf = db.prepare<[number], { user_id: number; seq: number }>('DELETE FROM inbox WHERE nid = ? RETURNING user_id, seq');
+  const deleteExpired = db.prepare<[number], RemovedRow>('DELETE FROM inbox WHERE expires_at <= ? RETURNING user_id, seq, nid');
+  const deleteOlderThan = db.prepare<[number], RemovedRow>(
+    'DELETE FROM inbox WHERE nid IN (SELECT nid FROM notifications WHERE created_at < ? AND deliver_at IS NULL) RETURNING user_id, seq, nid',
+  );
+  const nthNewestSeq = db.prepare<[number, number], number>('SELECT seq FROM inbox WHERE user_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?').pluck();
+  const deleteUpTo = db.prepare<[number, number], RemovedRow>('DELETE FROM inbox WHERE user_id = ? AND seq <= ? RETURNING user_id, seq, nid');
+
+  const inboxPage = db.prepare<InboxParams, ItemRow>(
+    `SELECT i.seq, i.read, i.topic AS via, ${notificationColumns}
+     FROM inbox i JOIN notifications n ON n.nid = i.nid
+     WHERE i.user_id = @user AND i.seq < @before
+       AND (i.expires_at IS NULL OR i.expires_at > @now)
+       AND (@unreadOnly = 0 OR i.read = 0)
+       AND (@topic IS NULL OR i.topic = @topic)
+       AND (@q IS NULL OR n.title LIKE @q ESCAPE '\\' OR n.body LIKE @q ESCAPE '\\')
+     ORDER BY i.seq DESC LIMIT @limit`,
+  );
+  const replayPage = db.prepare<[number, number, number, number], ItemRow>(
+    `SELECT i.seq, i.read, i.topic AS via, ${notificationColumns}
+     FROM inbox i JOIN notifications n ON n.nid = i.nid
+     WHERE i.user_id = ? AND i.seq > ? AND (i.expires_at IS NULL OR i.expires_at > ?)
+     ORDER BY i.seq LIMIT ?`,
+  );
+  const expiredBetween = db.prepare<[number, number, number, number], number>(
+    'SELECT EXISTS (SELECT 1 FROM inbox WHERE user_id = ? AND seq > ? AND seq <= ? AND expires_at <= ?)',
+  ).pluck();
+  const unreadCount = db.prepare<[number, number], number>(
+    'SELECT count(*) FROM inbox WHERE user_id = ? AND read = 0 AND (expires_at IS NULL OR expires_at > ?)',
+  ).pluck();
+  const markSeqs = db.prepare<[number, number, string]>(
+    'UPDATE inbox SET read = 1 WHERE user_id = ? AND read = 0 AND (expires_at IS NULL OR expires_at > ?) AND seq IN (SELECT value FROM json_each(?))',
+  );
+  const markUpTo = db.prepare<[number, number, number]>(
+    'UPDATE inbox SET read = 1 WHERE user_id = ? AND read = 0 AND (expires_at IS NULL OR expires_at > ?) AND seq <= ?',
+  );
+
+  const idempotencyOf = db.prepare<[string, string], IdempotencyRow>(
+    'SELECT hash, notification_id, recipients, created_at FROM idempotency WHERE publisher = ? AND key = ?',
+  );
+  const insertIdempotency = db.prepare<[string, string, string, string, number, number]>(
+    'INSERT INTO idempotency (publisher, key, hash, notification_id, recipients, created_at) VALUES (?, ?, ?, ?, ?, ?)',
+  );
+  const deleteOldIdempotency = db.prepare<[number]>('DELETE FROM idempotency WHERE created_at < ?');
+  const selectOne = db.prepare<[], number>('SELECT 1').pluck();
+
+  /** Who a target reaches now; names that match no user are returned apart. Direct address wins over a topic. */
+  function resolveTarget(to: Target): { recipients: Recipients; missing: string[] } {
+    const recipients: Recipients = new Map();
+    const missing: string[] = [];
+    for (const name of to.users ?? []) {
+      const id = userIdByName.get(name);
+      if (id === undefined) {
+        if (!missing.includes(name)) missing.push(name);
+      } else {
+        recipients.set(id, null);
+      }
+    }
+    if (to.all === true) {
+      for (const id of allUserIds.all()) if (!recipients.has(id)) recipients.set(id, null);
+    } else {
+      for (const topic of to.topics ?? []) {
+        for (const id of subscribersOf.all(topic)) if (!recipients.has(id)) recipients.set(id, topic);
+      }
+    }
+    return { recipients, missing };
+  }
+
+  /** Inserts the body once; returns its nid. */
+  function insertStored(n: StoredNotification, deliverAt: number | null, target: Target | null): number {
+    const nid = insertNotification.get(
+      n.id,
+      n.title,
+      n.body,
+      n.priority,
+      n.tags.length === 0 ? null : JSON.stringify(n.tags),
+      n.url,
+      n.icon,
+      n.actions.length === 0 ? null : JSON.stringify(n.actions),
+      n.key,
+      n.createdAt,
+      n.expiresAt,
+      n.publisher,
+      deliverAt,
+      target === null ? null : JSON.stringify(target),
+    );
+    if (nid === undefined) throw new Error(`notification ${n.id} was not inserted`);
+    return nid;
+  }
+
+  /** Writes one inbox row per recipient, replacing each one's earlier row with the same key. */
+  function fanOut(nid: number, n: StoredNotification, recipients: Recipients, orphans: Set<number>): Delivery[] {
+    const deliveries: Delivery[] = [];
+    for (const [user, topic] of recipients) {
+      if (n.key !== null) {
+        const replaced = deleteByKey.get(user, n.key);
+        if (replaced !== undefined) orphans.add(replaced);
+      }
+      const seq = bumpHead.get(user);
+      if (seq === undefined) throw new Error(`user ${user} vanished during a publish`);
+      insertItem.run(user, seq, nid, topic, n.key, n.expiresAt);
+      deliveries.push({ user, seq, topic });
+    }
+    return deliveries;
+  }
+
+  /** Drops notifications that no inbox row references any more (pending scheduled ones stay). */
+  function dropOrphans(candidates: Set<number>): void {
+    for (const nid of candidates) deleteIfOrphan.run({ nid });
+  }
+
+  function duplicateOf(record: IdempotencyRow, input: PublishInput): PublishOutcome {
+    const row = notificationById.get(record.notification_id);
+    // The original may have been retracted or swept since; the request is the same (same hash), so rebuild it.
+    const notification = row === undefined ? buildNotification(record.notification_id, input.request, input.publisher, record.created_at) : toNotification(row);
+    const pending = row?.deliver_at ?? null;
+    return {
+      ok: true,
+      id: record.notification_id,
+      recipients: record.recipients,
+      ...(pending === null ? {} : { scheduledFor: pending }),
+      duplicate: true,
+      notification,
+      deliveries: [],
+    };
+  }
+
+  /** One publish inside the caller's transaction. Every check comes before the first write, so a failure writes nothing. */
+  function publishOne(input: PublishInput, orphans: Set<number>): PublishOutcome {
+    const { request, publisher, now, idempotency } = input;
+    if (idempotency !== undefined) {
+      const record = idempotencyOf.get(publisher, idempotency.key);
+      if (record !== undefined) {
+        return record.hash === idempotency.hash ? duplicateOf(record, input) : { ok: false, code: 'idempotency_key_reused' };
+      }
+    }
+    const { recipients, missing } = resolveTarget(request.to);
+    if (missing.length > 0) return { ok: false, code: 'unknown_user', users: missing };
+
+    const notification = buildNotification(input.id, request, publisher, now);
+    const scheduledFor = scheduledTime(request, now);
+    let deliveries: Delivery[] = [];
+    if (scheduledFor === undefined) {
+      deliveries = fanOut(insertStored(notification, null, null), notification, recipients, orphans);
+    } else {
+      insertStored(notification, scheduledFor, request.to);
+    }
+    if (idempotency !== undefined) {
+      insertIdempotency.run(publisher, idempotency.key, idempotency.hash, notification.id, recipients.size, now);
+    }
+    return {
+      ok: true,
+      id: notification.id,
+      recipients: recipients.size,
+      ...(scheduledFor === undefined ? {} : { scheduledFor }),
+      duplicate: false,
+      notification,
+      deliveries,
+    };
+  }
+
+  /** A `publishBatch` inside the group transaction: a savepoint, rolled back on the first failure. */
+  const publishAtomically = db.transaction((inputs: PublishInput[], orphans: Set<number>): PublishOutcome[] =>
+    inputs.map((input) => {
+      const outcome = publishOne(input, orphans);
+      if (!outcome.ok) throw new BatchFailure(outcome);
+      return outcome;
+    }),
+  );
+
+  const commitGroup = db.transaction((entries: Pending[]): PublishOutcome[][] => {
+    const orphans = new Set<number>();
+    const results = entries.map((entry): PublishOutcome[] => {
+      if (!entry.atomic) return entry.inputs.map((input) => publishOne(input, orphans));
+      try {
+        return publishAtomically(entry.inputs, orphans);
+      } catch (error) {
+        if (error instanceof BatchFailure) return [error.outcome];
+        throw error;
+      }
+    });
+    dropOrphans(orphans);
+    return results;
+  });
+
+  let queue: Pending[] = [];
+  let queued = 0;
+  let timer: NodeJS.Immediate | undefined;
+  let closed = false;
+
+  function flush(): void {
+    if (timer !== undefined) {
+      clearImmediate(timer);
+      timer = undefined;
+    }
+    if (queue.length === 0) return;
+    const entries = queue;
+    queue = [];
+    queued = 0;
+    let results: PublishOutcome[][];
+    try {
+      results = commitGroup(entries);
+    } catch {
+      // Something unexpected (a duplicate id, a full disk) broke the shared transaction:
+      // commit each call on its own so only the culprit fails.
+      for (const entry of entries) {
+        let outcomes: PublishOutcome[] | undefined;
+        try {
+          outcomes = commitGroup([entry])[0];
+        } catch (error) {
+          entry.reject(error);
+          continue;
+        }
+        if (outcomes === undefined) entry.reject(new Error('group commit returned no outcome'));
+        else entry.resolve(outcomes);
+      }
+      return;
+    }
+    entries.forEach((entry, i) => {
+      const outcomes = results[i];
+      if (outcomes === undefined) entry.reject(new Error('group commit returned no outcome'));
+      else entry.resolve(outcomes);
+    });
+  }
+
+  function enqueue(inputs: PublishInput[], atomic: boolean): Promise<PublishOutcome[]> {
+    return new Promise<PublishOutcome[]>((resolve, reject) => {
+      if (closed) {
+        reject(new Error('the store is closed'));
+        return;
+      }
+      queue.push({ inputs, atomic, resolve, reject });
+      queued += inputs.length;
+      if (queued >= groupCommitMax) flush();
+      else timer ??= setImmediate(flush);
+    });
+  }
+
+  const release = db.transaction((now: number): Fanout[] => {
+    const orphans = new Set<number>();
+    const fanouts: Fanout[] = [];
+    for (const row of dueNotifications.all(now)) {
+      clearSchedule.run(row.nid);
+      const notification = toNotification(row);
+      // Users are never deleted, so every name resolves as it did at publish time.
+      const { recipients } = resolveTarget(row.target === null ? {} : (JSON.parse(row.target) as Target));
+      const deliveries = fanOut(row.nid, notification, recipients, orphans);
+      fanouts.push({ ok: true, id: notification.id, recipients: deliveries.length, duplicate: false, notification, deliveries });
+    }
+    dropOrphans(orphans);
+    return fanouts;
+  });
+
+  const retractTx = db.transaction((id: string, publisher: string | undefined): Map<number, number[]> | undefined => {
+    const row = notificationById.get(id);
+    if (row === undefined || (publisher !== undefined && row.publisher !== publisher)) return undefined;
+    const removed = new Map<number, number[]>();
+    for (const { user_id, seq } of deleteItemsOf.all(row.nid)) {
+      const seqs = removed.get(user_id);
+      if (seqs === undefined) removed.set(user_id, [seq]);
+      else seqs.push(seq);
+    }
+    for (const seqs of removed.values()) seqs.sort((a, b) => a - b);
+    deleteNotification.run(row.nid);
+    return removed;
+  });
+
+  const markReadTx = db.transaction((user: number, target: ReadTarget, now: number) => {
+    const changes = 'seqs' in target ? markSeqs.run(user, now, JSON.stringify(target.seqs)).changes : markUpTo.run(user, now, target.upTo).changes;
+    return { unread: unreadCount.get(user, now) ?? 0, changed: changes > 0 };
+  });
+
+  const deleteItemTx = db.transaction((user: number, seq: number): boolean => {
+    const nid = deleteOne.get(user, seq);
+    if (nid === undefined) return false;
+    deleteIfOrphan.run({ nid });
+    return true;
+  });
+
+  const sweepTx = db.transaction((now: number, policy: RetentionPolicy): number => {
+    const highest = new Map<number, number>();
+    const orphans = new Set<number>();
+    let removed = 0;
+    const note = (rows: RemovedRow[]): void => {
+      removed += rows.length;
+      for (const row of rows) {
+        if (row.seq > (highest.get(row.user_id) ?? 0)) highest.set(row.user_id, row.seq);
+        orphans.add(row.nid);
+      }
+    };
+    note(deleteExpired.all(now));
+    const cutoff = now - policy.maxAgeMs;
+    note(deleteOlderThan.all(cutoff));
+    // Their inbox rows went just above; this also catches notifications that reached nobody.
+    deleteOldNotifications.run(cutoff);
+    for (const user of usersOverLimit.all({ max: policy.maxPerUser })) {
+      const newestDropped = nthNewestSeq.get(user, policy.maxPerUser);
+      if (newestDropped !== undefined) note(deleteUpTo.all(user, newestDropped));
+    }
+    for (const [user, seq] of highest) raiseExpired.run(seq, user);
+    dropOrphans(orphans);
+    deleteOldIdempotency.run(now - idempotencyWindowMs);
+    return removed;
+  });
+
+  return {
+    createUser: (name, passwordHash, now) =>
+      settle(() => {
+        const row = insertUser.get(name, passwordHash, now);
+        return row === undefined ? undefined : toUser(row);
+      }),
+    ensureUser: (name, now) =>
+      settle(() => {
+        const row = insertUser.get(name, null, now) ?? userByNameStmt.get(name);
+        if (row === undefined) throw new Error(`user ${name} could not be created`);
+        return toUser(row);
+      }),
+    userByName: (name) =>
+      settle(() => {
+        const row = userByNameStmt.get(name);
+        return row === undefined ? undefined : toUser(row);
+      }),
+    userById: (id) =>
+      settle(() => {
+        const row = userByIdStmt.get(id);
+        return row === undefined ? undefined : toUser(row);
+      }),
+
+    insertToken: (token) =>
+      settle(() => {
+        insertTokenStmt.run(
+          token.id,
+          token.kind,
+          token.hash,
+          token.userId,
+          token.name,
+          token.label,
+          token.topics === null ? null : JSON.stringify(token.topics),
+          token.createdAt,
+          token.expiresAt,
+        );
+      }),
+    tokenByHash: (hash) =>
+      settle(() => {
+        const row = tokenByHashStmt.get(hash);
+        return row === undefined ? undefined : toToken(row);
+      }),
+    listTokens: () => settle(() => listTokensStmt.all().map(toToken)),
+    revokeToken: (id) =>
+      settle(() => {
+        const row = deleteToken.get(id);
+        return row === undefined ? undefined : toToken(row);
+      }),
+    hasAdminToken: () => settle(() => anyAdmin.get() === 1),
+
+    subscribe: (user, topic) =>
+      settle(() => {
+        insertSubscription.run(user, topic);
+      }),
+    unsubscribe: (user, topic) => settle(() => deleteSubscription.run(user, topic).changes > 0),
+    topics: (user) => settle(() => topicsOf.all(user)),
+
+    publish: async (input) => {
+      const [outcome] = await enqueue([input], false);
+      if (outcome === undefined) throw new Error('group commit returned no outcome');
+      return outcome;
+    },
+    publishBatch: (inputs) => (inputs.length === 0 ? Promise.resolve([]) : enqueue(inputs, true)),
+    releaseDue: (now) => settle(() => release(now)),
+    retract: (id, publisher) => settle(() => retractTx(id, publisher)),
+
+    inbox: (user, query: InboxQuery, now) =>
+      settle(() => {
+        const rows = inboxPage.all({
+          user,
+          before: query.before ?? Number.MAX_SAFE_INTEGER,
+          limit: Math.max(0, query.limit),
+          now,
+          unreadOnly: query.unreadOnly === true ? 1 : 0,
+          topic: query.topic ?? null,
+          q: query.q === undefined || query.q === '' ? null : likePattern(query.q),
+        });
+        return { items: rows.map(toItem), head: headOf.get(user) ?? 0, unread: unreadCount.get(user, now) ?? 0 };
+      }),
+    replay: (user, since, limit, now) =>
+      settle((): ReplayPage => {
+        const cursor = cursorOf.get(user);
+        if (cursor === undefined) return { items: [], head: 0, gap: false };
+        const rows = replayPage.all(user, since, now, Math.max(0, limit));
+        // Expired rows not yet swept count as a gap only within the range this page covers.
+        const last = rows.at(-1);
+        const upper = rows.length >= limit && last !== undefined ? last.seq : Number.MAX_SAFE_INTEGER;
+        const gap = cursor.expired_seq > since || expiredBetween.get(user, since, upper, now) === 1;
+        return { items: rows.map(toItem), head: cursor.head, gap };
+      }),
+    head: (user) => settle(() => headOf.get(user) ?? 0),
+    heads: (users) =>
+      settle(() => new Map(users.length === 0 ? [] : headsOf.all(JSON.stringify(users)).map((row) => [row.id, row.head] as const))),
+    markRead: (user, target, now) => settle(() => markReadTx(user, target, now)),
+    deleteItem: (user, seq) => settle(() => deleteItemTx(user, seq)),
+
+    sweep: (now, policy) => settle(() => sweepTx(now, policy)),
+    ping: () =>
+      settle(() => {
+        try {
+          return selectOne.get() === 1;
+        } catch {
+          return false;
+        }
+      }),
+    close: () =>
+      settle(() => {
+        if (closed) return;
+        closed = true;
+        flush();
+        db.close();
+      }),
+  };
+}
