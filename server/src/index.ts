@@ -15,6 +15,7 @@ import { Router, clientIp, errorReply, send, type Context } from './http.js';
 import { Hub } from './hub.js';
 import { registerInbox } from './inbox.js';
 import { createLogger, redactUrl } from './logger.js';
+import { registerLogin } from './login.js';
 import { createMetrics } from './metrics.js';
 import { registerPublish } from './publish.js';
 import { RateLimiter } from './rate-limit.js';
@@ -79,6 +80,7 @@ export async function createServer(config: Config, overrides: Partial<ServerDeps
         connect: new RateLimiter(rates.connect, now),
         authFailure: new RateLimiter(rates.authFailure, now),
         publish: new RateLimiter(rates.publish, now),
+        login: new RateLimiter(rates.login, now),
       }
     : undefined;
   const pruner = limits && setInterval(() => Object.values(limits).forEach((l) => l.prune()), 60_000).unref();
@@ -101,6 +103,7 @@ export async function createServer(config: Config, overrides: Partial<ServerDeps
   registerAdmin(router, { ...deps, auth });
   registerPublish(router, { ...deps, fanout, publishLimit: limits?.publish });
   registerInbox(router, deps);
+  registerLogin(router, { config, store, limit: limits?.login, now });
 
   const stream = createStream({ config, store, broker, auth, hub, metrics, logger, limits, now });
   const scheduler = startScheduler({ config, store, fanout, logger, now });

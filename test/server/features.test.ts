@@ -169,6 +169,30 @@ describe('session', () => {
   });
 });
 
+describe('login', () => {
+  it('trades a user name and password for a device token, and nothing else', async () => {
+    await server({ rateLimits: { login: { perSecond: 0.001, burst: 4 } } });
+    await t.api('POST', '/v1/users', { body: { name: 'alice', password: 'correct horse' } });
+    await t.api('POST', '/v1/users', { body: { name: 'nopass' } });
+    const login = await t.api<{ token: string; user: { name: string } }>('POST', '/v1/login', { token: '', body: { name: 'alice', password: 'correct horse', label: 'laptop' } });
+    expect(login.status).toBe(200);
+    expect(login.body.user.name).toBe('alice');
+    expect((await t.api('GET', '/v1/me', { token: login.body.token })).status).toBe(200);
+    const tokens = await t.api<{ tokens: { label: string; user: string }[] }>('GET', '/v1/tokens');
+    expect(tokens.body.tokens).toContainEqual(expect.objectContaining({ label: 'laptop', user: 'alice' }));
+    for (const body of [
+      { name: 'alice', password: 'wrong' },
+      { name: 'ghost', password: 'whatever' },
+      { name: 'nopass', password: 'anything' },
+    ]) {
+      const refused = await t.api<{ error: { code: string; message: string } }>('POST', '/v1/login', { token: '', body });
+      expect(refused.status).toBe(401);
+      expect(refused.body.error).toEqual({ code: 'unauthorized', message: 'wrong user name or password' });
+    }
+    expect((await t.api('POST', '/v1/login', { token: '', body: { name: 'alice', password: 'correct horse' } })).status).toBe(429);
+  });
+});
+
 describe('JWT device auth', () => {
   it('accepts an HS256 JWT for its sub and creates the user', async () => {
     const secret = 'k'.repeat(48);
