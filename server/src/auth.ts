@@ -61,7 +61,8 @@ function looksLikeJwt(token: string): boolean {
  * (revocation invalidates it), so a reconnect storm does not become a query storm.
  */
 export class AuthService {
-  readonly #cache = new Map<string, TokenRecord>();
+  /** By token hash: the record, and for device tokens the user, so a connect costs no query. */
+  readonly #cache = new Map<string, { record: TokenRecord; user?: { id: number; name: string } }>();
   readonly #adminHash: Buffer | undefined;
   readonly #jwtKey: Uint8Array | JWTVerifyGetKey | undefined;
 
@@ -81,29 +82,29 @@ export class AuthService {
     if (looksLikeJwt(token)) return this.#verifyJwt(token);
     const hash = hashToken(token);
     if (this.#adminHash && timingSafeEqual(Buffer.from(hash, 'hex'), this.#adminHash)) return { kind: 'admin', tokenId: 'env-admin' };
-    let record = this.#cache.get(hash);
-    if (!record) {
-      record = await this.store.tokenByHash(hash);
+    let entry = this.#cache.get(hash);
+    if (!entry) {
+      const record = await this.store.tokenByHash(hash);
       if (!record) return undefined;
-      this.#cache.set(hash, record);
+      const user = record.userId === null ? undefined : await this.store.userById(record.userId);
+      entry = { record, ...(user ? { user: { id: user.id, name: user.name } } : {}) };
+      this.#cache.set(hash, entry);
     }
+    const { record, user } = entry;
     if (record.expiresAt !== null && record.expiresAt <= this.now()) return undefined;
     switch (record.kind) {
       case 'admin':
         return { kind: 'admin', tokenId: record.id };
       case 'app':
         return { kind: 'app', tokenId: record.id, name: record.name ?? record.id, topics: record.topics };
-      case 'device': {
-        if (record.userId === null) return undefined;
-        const user = await this.store.userById(record.userId);
-        return user && { kind: 'device', tokenId: record.id, user: { id: user.id, name: user.name }, expiresAt: record.expiresAt };
-      }
+      case 'device':
+        return user && { kind: 'device', tokenId: record.id, user, expiresAt: record.expiresAt };
     }
   }
 
   /** Forgets a revoked token, so that its next use goes to the store and fails. */
   forget(tokenId: string): void {
-    for (const [hash, record] of this.#cache) if (record.id === tokenId) this.#cache.delete(hash);
+    for (const [hash, { record }] of this.#cache) if (record.id === tokenId) this.#cache.delete(hash);
   }
 
   async #verifyJwt(token: string): Promise<Principal | undefined> {
