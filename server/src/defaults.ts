@@ -37,7 +37,7 @@ export const defaults = {
   retentionDays: 30,
   /** Inbox rows kept per user, newest first. */
   retentionPerUser: 10_000,
-  /** Milliseconds between retention sweeps and scheduled-delivery checks. */
+  /** Milliseconds between retention sweeps. */
   sweepIntervalMs: 60_000,
   /** Milliseconds between checks for due scheduled (`deliverAt`) notifications. */
   scheduleIntervalMs: 1_000,

@@ -22,7 +22,7 @@ export function createGuard(auth: AuthService, authFailures: RateLimiter | undef
       throw new HeraldError('unauthorized', 'invalid, expired or revoked token', { 'www-authenticate': 'Bearer' });
     }
     if (!(kinds as Kind[]).includes(principal.kind)) {
-      throw new HeraldError('forbidden', `this endpoint needs a ${kinds.join(' or ')} token`);
+      throw new HeraldError('forbidden', `this endpoint needs ${kinds.map((k) => (k === 'admin' || k === 'app' ? 'an ' : 'a ') + k).join(' or ')} token`);
     }
     return principal as Of<K>;
   };

@@ -53,7 +53,7 @@ export class Router {
         continue;
       }
       const params: Record<string, string> = {};
-      route.keys.forEach((key, i) => (params[key] = decodeURIComponent(found[i + 1] ?? '')));
+      route.keys.forEach((key, i) => (params[key] = decodeSegment(found[i + 1] ?? '')));
       return { handler: route.handler, params };
     }
     if (allowed.length > 0) throw new HeraldError('method_not_allowed', `use ${allowed.join(' or ')}`, { allow: allowed.join(', ') });
@@ -61,11 +61,35 @@ export class Router {
   }
 }
 
+/** A percent-decoded path segment; a malformed escape stays raw, for the handler's own validation to refuse. */
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}
+
+/**
+ * The request target as a URL. Only origin-form targets (`/path?query`) are accepted: `//host/path` would
+ * otherwise parse as another host's path and slip past a proxy's path rules.
+ */
+export function requestTarget(req: IncomingMessage): URL {
+  const target = req.url ?? '/';
+  if (!target.startsWith('/') || target.startsWith('//')) throw new HeraldError('not_found', 'no such endpoint');
+  try {
+    return new URL(target, 'http://herald');
+  } catch {
+    throw new HeraldError('not_found', 'no such endpoint');
+  }
+}
+
 export function clientIp(req: IncomingMessage, trustProxy: boolean): string {
   if (trustProxy) {
+    // The last hop is the one the trusted proxy appended; earlier ones are whatever the client sent.
     const forwarded = req.headers['x-forwarded-for'];
-    const first = (Array.isArray(forwarded) ? forwarded[0] : forwarded)?.split(',')[0]?.trim();
-    if (first) return first;
+    const last = (Array.isArray(forwarded) ? forwarded.join(',') : forwarded)?.split(',').at(-1)?.trim();
+    if (last) return last;
   }
   return req.socket.remoteAddress ?? 'unknown';
 }
@@ -107,6 +131,8 @@ export function send(res: ServerResponse, reply: Reply): void {
     payload = JSON.stringify(reply.body);
     headers['content-type'] = 'application/json; charset=utf-8';
   }
+  // A known length spares the chunked encoding on every reply.
+  headers['content-length'] = String(payload === undefined ? 0 : Buffer.byteLength(payload));
   res.writeHead(reply.status, headers);
   res.end(res.req.method === 'HEAD' ? undefined : payload);
 }

@@ -11,7 +11,7 @@ import { createMemoryBroker } from './broker/memory.js';
 import type { Config } from './config.js';
 import { createFanout } from './fanout.js';
 import { createGuard } from './guard.js';
-import { Router, clientIp, errorReply, send, type Context } from './http.js';
+import { Router, clientIp, errorReply, requestTarget, send, type Context } from './http.js';
 import { Hub } from './hub.js';
 import { registerInbox } from './inbox.js';
 import { createLogger, redactUrl } from './logger.js';
@@ -22,7 +22,7 @@ import { RateLimiter } from './rate-limit.js';
 import { startScheduler } from './scheduler.js';
 import { openSqliteStore } from './store/sqlite.js';
 import type { Store } from './store/store.js';
-import { createStream } from './stream.js';
+import { createStream, refuse } from './stream.js';
 
 export { resolveConfig, type Config, type ConfigInput } from './config.js';
 
@@ -48,8 +48,11 @@ export interface HeraldServer {
 async function bootstrapAdmin(config: Config, store: Store, now: number): Promise<string | undefined> {
   if (config.adminToken !== undefined) return undefined;
   const file = resolve(config.data, 'admin.token');
-  if (existsSync(file) && (await store.tokenByHash(hashToken(readFileSync(file, 'utf8').trim())))) return undefined;
-  if (!existsSync(file) && (await store.hasAdminToken())) return undefined;
+  if (existsSync(file)) {
+    if (await store.tokenByHash(hashToken(readFileSync(file, 'utf8').trim()))) return undefined;
+    // The file was edited or replaced: it no longer opens anything, so issue a fresh one in its place.
+  } else if (await store.hasAdminToken()) return undefined;
+  await store.revokeToken('tok_admin');
   const token = generateToken();
   await store.insertToken({ id: 'tok_admin', kind: 'admin', hash: hashToken(token), userId: null, name: null, label: 'bootstrap', topics: null, createdAt: now, expiresAt: null });
   writeFileSync(file, token + '\n', { mode: 0o600 });
@@ -111,7 +114,7 @@ export async function createServer(config: Config, overrides: Partial<ServerDeps
 
   async function onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
-      const url = new URL(req.url ?? '/', 'http://herald');
+      const url = requestTarget(req);
       const { handler, params } = router.match(req.method ?? 'GET', url.pathname);
       const ctx: Context = { req, url, params, ip: clientIp(req, config.trustProxy) };
       send(res, await handler(ctx));
@@ -128,11 +131,17 @@ export async function createServer(config: Config, overrides: Partial<ServerDeps
   const http = tls ? createHttpsServer(tls, handler) : createHttpServer(handler);
   http.on('upgrade', (req: IncomingMessage, socket, head: Buffer) => {
     socket.on('error', () => socket.destroy());
-    if (new URL(req.url ?? '/', 'http://herald').pathname === '/v1/stream') stream.handleUpgrade(req, socket, head);
-    else socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+    let path: string | undefined;
+    try {
+      path = requestTarget(req).pathname;
+    } catch {
+      path = undefined;
+    }
+    if (path === '/v1/stream') stream.handleUpgrade(req, socket, head);
+    else refuse(socket, 404, 'not_found', 'WebSocket connections go to /v1/stream');
   });
   http.on('clientError', (_error, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+    if (socket.writable) refuse(socket, 400, 'invalid_request', 'malformed HTTP request');
   });
 
   let closing: Promise<void> | undefined;

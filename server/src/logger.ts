@@ -1,11 +1,8 @@
 import { pino, type Logger } from 'pino';
 
-/** Query parameters whose values are secrets and never reach a log line. */
-const secretParams = /([?&](?:token|access_token)=)[^&#]*/gi;
-
-/** Replaces secret query values in a URL (or path) with `[redacted]`. */
+/** Replaces every query value in a URL (or path) with `[redacted]`: a secret may hide under any spelling of its name. */
 export function redactUrl(url: string): string {
-  return url.replace(secretParams, '$1[redacted]');
+  return url.replace(/([?&][^=&#]*=)[^&#]*/g, '$1[redacted]');
 }
 
 /** JSON logs to stdout; authorization headers and token fields are redacted wherever they appear. */

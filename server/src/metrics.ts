@@ -29,7 +29,7 @@ export function createMetrics() {
       registers: [registry],
     }),
     closes: new Counter({ name: 'herald_closes_total', help: 'Connections closed by the server', labelNames: ['code'] as const, registers: [registry] }),
-    rejected: new Counter({ name: 'herald_rejected_total', help: 'Requests and connects refused', labelNames: ['code'] as const, registers: [registry] }),
+    rejected: new Counter({ name: 'herald_rejected_total', help: 'WebSocket upgrades refused before a session started', labelNames: ['code'] as const, registers: [registry] }),
   };
 }
 export type Metrics = ReturnType<typeof createMetrics>;

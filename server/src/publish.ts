@@ -56,8 +56,9 @@ function idempotencyKey(ctx: Context): string | undefined {
   return key;
 }
 
-function bodyHash(data: unknown): string {
-  return createHash('sha256').update(JSON.stringify(data)).digest('hex');
+/** Hashes the validated request, so unknown fields neither change the hash nor reach JSON.stringify. */
+function requestHash(request: PublishRequest): string {
+  return createHash('sha256').update(JSON.stringify(request)).digest('hex');
 }
 
 function outcomeError(outcome: Exclude<PublishOutcome, { ok: true }>, where = ''): HeraldError {
@@ -105,11 +106,10 @@ export function registerPublish(router: Router, deps: PublishDeps): void {
   router.add('POST', '/v1/notifications', async (ctx) => {
     const publisher = await authorize(ctx);
     const key = idempotencyKey(ctx);
-    const data = await readJson(ctx.req, deps.config.maxBodyBytes);
-    const request = parsePublish(data);
+    const request = parsePublish(await readJson(ctx.req, deps.config.maxBodyBytes));
     checkTopics(publisher, request);
     const input: PublishInput = { id: randomUUID(), request, publisher: publisher.tokenId, now: now() };
-    if (key !== undefined) input.idempotency = { key, hash: bodyHash(data) };
+    if (key !== undefined) input.idempotency = { key, hash: requestHash(request) };
     const outcome = await commit(store.publish(input));
     if (!outcome.ok) throw outcomeError(outcome);
     deliver(outcome);
@@ -119,21 +119,19 @@ export function registerPublish(router: Router, deps: PublishDeps): void {
   router.add('POST', '/v1/notifications/batch', async (ctx) => {
     const publisher = await authorize(ctx);
     const key = idempotencyKey(ctx);
-    const data = await readJson(ctx.req, deps.config.maxBodyBytes);
-    const { notifications } = parseUnknown(publishBatchRequest, data);
+    const { notifications } = parseUnknown(publishBatchRequest, await readJson(ctx.req, deps.config.maxBodyBytes));
     const at = now();
     const inputs = notifications.map((item, index): PublishInput => {
       const where = `notifications[${index}]: `;
       const request = parsePublish(item, where);
       checkTopics(publisher, request, where);
       const input: PublishInput = { id: randomUUID(), request, publisher: publisher.tokenId, now: at };
-      if (key !== undefined) input.idempotency = { key: `${key}#${index}`, hash: bodyHash(item) };
+      if (key !== undefined) input.idempotency = { key: `${key}#${index}`, hash: requestHash(request) };
       return input;
     });
     const outcomes = await commit(store.publishBatch(inputs));
-    const failed = outcomes.findIndex((o) => !o.ok);
-    const failure = outcomes[failed];
-    if (failure && !failure.ok) throw outcomeError(failure, `notifications[${failed}]: `);
+    const failure = outcomes.find((o) => !o.ok);
+    if (failure) throw outcomeError(failure, `notifications[${failure.index ?? 0}]: `);
     const ok = outcomes.filter((o): o is Fanout => o.ok);
     ok.forEach(deliver);
     return { status: 202, body: { notifications: ok.map(accepted) } };

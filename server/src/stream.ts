@@ -270,6 +270,12 @@ class Session implements Peer {
       const page = await store.replay(this.user, cursor, config.replayPageSize, now());
       metrics.storeLatency.observe({ op: 'replay' }, (performance.now() - started) / 1000);
       if (this.#isClosed()) return;
+      if (cursor > page.head) {
+        // A cursor from another history (a restored backup, a new server): resend everything, flagged as a gap.
+        cursor = 0;
+        gap = true;
+        continue;
+      }
       gap ||= page.gap;
       head = page.head;
       for (const item of page.items) {
@@ -364,6 +370,18 @@ function rawText(data: RawData): string {
   return Buffer.from(data as ArrayBuffer).toString('utf8');
 }
 
+/** The value of the literal `token` query parameter; encoded look-alikes such as `%74oken` are not accepted. */
+function queryToken(url: string): string | undefined {
+  const query = url.split('?')[1] ?? '';
+  const raw = query.split('&').find((part) => part.startsWith('token='))?.slice('token='.length);
+  if (raw === undefined || raw === '') return undefined;
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return undefined;
+  }
+}
+
 function originAllowed(req: IncomingMessage, allowed: string[]): boolean {
   const origin = req.headers.origin;
   if (origin === undefined) return true; // not a browser: origins protect browser users only
@@ -375,7 +393,8 @@ function originAllowed(req: IncomingMessage, allowed: string[]): boolean {
   }
 }
 
-function refuse(socket: Duplex, status: number, code: ErrorCode, message: string, headers: Record<string, string> = {}): void {
+/** Answers a request on a raw socket with a contract error (upgrade refusals, malformed requests). */
+export function refuse(socket: Duplex, status: number, code: ErrorCode, message: string, headers: Record<string, string> = {}): void {
   const body = JSON.stringify({ error: { code, message } });
   const head = Object.entries({ ...headers, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), connection: 'close' })
     .map(([k, v]) => `${k}: ${v}\r\n`)
@@ -449,7 +468,7 @@ export function createStream(deps: StreamDeps): Stream {
     }
     let token = bearerToken(req);
     if (token === undefined && config.allowQueryToken) {
-      token = new URL(req.url ?? '/', 'http://x').searchParams.get('token') ?? undefined;
+      token = queryToken(req.url ?? '');
     }
     wss.handleUpgrade(req, socket, head, (ws) => {
       const session = new Session(ws, socket, ip, deps);

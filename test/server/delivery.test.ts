@@ -79,6 +79,17 @@ describe('delivery', () => {
     expect(client.frames.filter((f) => f.type === 'notification').map((f) => f.seq)).toEqual([4, 5]);
   });
 
+  it('resends everything, flagged as a gap, to a device whose cursor is beyond the head', async () => {
+    const { token } = await deviceFor(t, 'hank');
+    await publish(t, { to: { users: ['hank'] }, title: 'only one' });
+    const client = await open(token);
+    client.send({ type: 'hello', v: 1, since: 100 });
+    expect(await client.next('notification')).toMatchObject({ seq: 1, title: 'only one' });
+    expect(await client.next('synced')).toEqual({ type: 'synced', head: 1, replayed: 1, gap: true });
+    await publish(t, { to: { users: ['hank'] }, title: 'live' });
+    expect(await client.next('notification')).toMatchObject({ seq: 2, title: 'live' });
+  });
+
   it('tells a device with an old cursor that expired notifications are gone (gap)', async () => {
     const { token } = await deviceFor(t, 'dave');
     await publish(t, { to: { users: ['dave'] }, title: 'short-lived', ttl: 60 });
@@ -87,7 +98,7 @@ describe('delivery', () => {
     const client = await open(token);
     client.send({ type: 'hello', v: 1, since: 0 });
     const synced = await client.next('synced');
-    expect(client.frames.filter((f) => f.type === 'notification').map((f) => f.type === 'notification' && f.title)).toEqual(['durable']);
+    expect(client.frames.flatMap((f) => (f.type === 'notification' ? [f.title] : []))).toEqual(['durable']);
     expect(synced).toEqual({ type: 'synced', head: 2, replayed: 1, gap: true });
 
     const current = await open(token);

@@ -1,11 +1,12 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { pino } from 'pino';
 import { createServer, resolveConfig, type ConfigInput } from '../../server/src/index.js';
+import { hashToken } from '../../server/src/auth.js';
 import { TestClient, deviceFor, publish, startServer, tempDir, type TestServer } from '../helpers.js';
 
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -77,6 +78,15 @@ describe('operations', () => {
     expect(second.adminTokenFile).toBeUndefined();
     expect(readFileSync(file, 'utf8').trim()).toBe(token);
     await second.close();
+
+    writeFileSync(file, 'edited by hand\n');
+    const third = await createServer(config, { logger: pino({ level: 'silent' }) });
+    expect(third.adminTokenFile).toBe(file);
+    const fresh = readFileSync(file, 'utf8').trim();
+    expect(fresh).not.toBe(token);
+    expect(await third.store.tokenByHash(hashToken(token))).toBeUndefined();
+    expect(await third.store.tokenByHash(hashToken(fresh))).toMatchObject({ kind: 'admin' });
+    await third.close();
   });
 
   it('serves HTTPS and WSS with a configured certificate', async () => {

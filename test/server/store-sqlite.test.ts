@@ -533,7 +533,7 @@ describe('publishBatch', () => {
       input(request({ users: ['a'] }), { idempotency: { key: 'i', hash: 'h' } }),
       input(request({ users: ['ghost'] })),
     ]);
-    expect(outcomes).toEqual([{ ok: false, code: 'unknown_user', users: ['ghost'] }]);
+    expect(outcomes).toEqual([{ ok: false, code: 'unknown_user', users: ['ghost'], index: 2 }]);
     expect(await store.head(a)).toBe(0);
     expect(peek('SELECT count(*) FROM notifications')).toBe(0);
     expect(peek('SELECT count(*) FROM idempotency')).toBe(0);
@@ -546,7 +546,7 @@ describe('publishBatch', () => {
       input(request({ users: ['a'] }), { idempotency: { key: 'i', hash: 'h2' } }),
     ]);
     const single = store.publish(input(request({ users: ['a'] })));
-    expect(await batch).toEqual([{ ok: false, code: 'idempotency_key_reused' }]);
+    expect(await batch).toEqual([{ ok: false, code: 'idempotency_key_reused', index: 1 }]);
     expect(ok(await single).deliveries).toEqual([{ user: a, seq: 1, topic: null }]);
     expect(await seqs(a)).toEqual([1]);
     expect(peek('SELECT count(*) FROM idempotency')).toBe(0);

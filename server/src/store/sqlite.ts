@@ -196,7 +196,7 @@ type Recipients = Map<number, string | null>;
 
 /** Unwinds a `publishBatch` savepoint; carries the failure that caused it. */
 class BatchFailure extends Error {
-  constructor(readonly outcome: PublishOutcome) {
+  constructor(readonly outcome: Exclude<PublishOutcome, { ok: true }>) {
     super('batch failed');
   }
 }
@@ -536,9 +536,9 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
 
   /** A `publishBatch` inside the group transaction: a savepoint, rolled back on the first failure. */
   const publishAtomically = db.transaction((inputs: PublishInput[], orphans: Set<number>): PublishOutcome[] =>
-    inputs.map((input) => {
+    inputs.map((input, index) => {
       const outcome = publishOne(input, orphans);
-      if (!outcome.ok) throw new BatchFailure(outcome);
+      if (!outcome.ok) throw new BatchFailure({ ...outcome, index });
       return outcome;
     }),
   );

@@ -89,8 +89,8 @@ export type PublishOutcome =
       notification: StoredNotification;
       deliveries: Delivery[];
     }
-  | { ok: false; code: 'unknown_user'; users: string[] }
-  | { ok: false; code: 'idempotency_key_reused' };
+  | { ok: false; code: 'unknown_user'; users: string[]; index?: number }
+  | { ok: false; code: 'idempotency_key_reused'; index?: number };
 
 /** A successful publish or a due scheduled notification: what must go out to live devices. */
 export type Fanout = Extract<PublishOutcome, { ok: true }>;
@@ -149,7 +149,7 @@ export interface Store {
 
   /** Group-committed: concurrent calls share one transaction. */
   publish(input: PublishInput): Promise<PublishOutcome>;
-  /** Several publishes in one transaction; all succeed or the first failure is returned alone. */
+  /** Several publishes in one transaction; all succeed, or the first failure is returned alone with its `index`. */
   publishBatch(inputs: PublishInput[]): Promise<PublishOutcome[]>;
   /** Fans out scheduled notifications whose time has come. */
   releaseDue(now: number): Promise<Fanout[]>;
