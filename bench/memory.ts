@@ -1,0 +1,136 @@
+/**
+ * Memory: server RSS per idle authenticated connection. RSS of the server process (VmRSS) is sampled after a
+ * forced GC before and after `connections` devices have connected, authenticated with a JWT and received
+ * `synced`; the difference divided by the count is the cost of one connection in the process. The kernel's
+ * socket buffers are not part of RSS. The sockets are held by several child processes from several loopback
+ * addresses, because one process may open 20,000 files and one address has about 28,000 ephemeral ports.
+ */
+import type { ConfigInput } from '../server/src/index.js';
+import { Child } from './child.js';
+import type { Device } from './device.js';
+import { connectUsers, startServer, type RunningServer, type Target } from './servers.js';
+import { progress, sleep, thousands } from './stats.js';
+
+export interface MemoryOptions {
+  target: Target;
+  connections: number;
+  /** Sockets per holder process; at most 5,000. */
+  perHolder: number;
+  /** Handshakes in flight per holder. */
+  parallel: number;
+  /** Herald settings over the bench defaults. */
+  config?: ConfigInput;
+}
+
+export interface MemoryResult {
+  target: Target;
+  connections: number;
+  /** Connections that reached `synced`. */
+  synced: number;
+  failed: number;
+  errors: string[];
+  /** Connections the server itself counts (herald_connections), where it exposes that. */
+  serverCount: number | undefined;
+  holders: number;
+  sourceAddresses: string[];
+  /** Time from the first connect to the last `synced`, s. */
+  connectSeconds: number;
+  handshakesPerSecond: number;
+  /** Median RSS of the settled server before and after, bytes. */
+  rssBefore: number;
+  rssAfter: number;
+  /** (rssAfter − rssBefore) / synced, bytes. */
+  rssPerConnection: number;
+  /** V8 heap plus external memory after GC, before and after, bytes. */
+  heapBefore: number;
+  heapAfter: number;
+  heapPerConnection: number;
+}
+
+/** Devices connected (and closed again) before the first sample, so code compiled on first use is not counted. */
+const warmupConnections = 100;
+/** First user number of the holders; the warm-up uses the ones below. */
+const firstHeldUser = 1_000;
+
+async function settledMemory(server: RunningServer, samples: number): Promise<{ rss: number; heap: number }> {
+  await sleep(1_000);
+  server.child.send({ type: 'gc' });
+  const usage = await server.child.next('memory', 30_000);
+  const rss: number[] = [];
+  for (let i = 0; i < samples; i++) {
+    rss.push(server.child.rss());
+    await sleep(300);
+  }
+  rss.sort((a, b) => a - b);
+  return { rss: rss[Math.floor(rss.length / 2)] ?? Number.NaN, heap: usage.heapUsed + usage.external };
+}
+
+async function connectionGauge(server: RunningServer): Promise<number | undefined> {
+  if (server.target !== 'herald') return undefined;
+  const text = await (await fetch(`${server.url.origin}/metrics`)).text();
+  const value = /^herald_connections (\d+)$/m.exec(text)?.[1];
+  return value === undefined ? undefined : Number(value);
+}
+
+export async function runMemory(o: MemoryOptions): Promise<MemoryResult> {
+  const label = `${o.target} ${thousands(o.connections)} connections`;
+  progress('memory', `${label}: starting the server`);
+  const server = await startServer(o.target, { config: o.config ?? {} });
+  const holders: Child[] = [];
+  try {
+    const warm: Device[] = await connectUsers(server, warmupConnections);
+    for (const device of warm) device.close();
+    const before = await settledMemory(server, 3);
+    progress('memory', `${label}: server RSS ${(before.rss / 2 ** 20).toFixed(1)} MiB before`);
+
+    const count = Math.ceil(o.connections / Math.min(o.perHolder, 5_000));
+    const sourceAddresses = Array.from({ length: count }, (_, i) => `127.0.0.${i + 2}`);
+    const started = performance.now();
+    const synced = new Map<number, number>();
+    for (let i = 0; i < count; i++) {
+      const share = Math.floor(o.connections / count) + (i < o.connections % count ? 1 : 0);
+      const first = firstHeldUser + i * Math.ceil(o.connections / count);
+      const options = { wsUrl: server.wsUrl, jwtSecret: server.jwtSecret, first, count: share, localAddress: sourceAddresses[i], parallel: o.parallel };
+      const holder = Child.start(`holder ${i + 1}`, new URL('./holder-process.ts', import.meta.url), [JSON.stringify(options)]);
+      holder.onMessage((message) => {
+        if (message.type === 'progress' || message.type === 'done') synced.set(i, message.synced);
+      });
+      holders.push(holder);
+    }
+    const ticker = setInterval(() => {
+      const total = [...synced.values()].reduce((a, b) => a + b, 0);
+      progress('memory', `${label}: ${thousands(total)} synced, server RSS ${(server.child.rss() / 2 ** 20).toFixed(1)} MiB`);
+    }, 2_000);
+    const done = await Promise.all(holders.map((h) => h.next('done', 240_000))).finally(() => clearInterval(ticker));
+    const connectSeconds = (performance.now() - started) / 1000;
+    const total = done.reduce((sum, d) => sum + d.synced, 0);
+    const failed = done.reduce((sum, d) => sum + d.failed, 0);
+    progress('memory', `${label}: ${thousands(total)} synced, ${failed} failed in ${connectSeconds.toFixed(1)} s; settling`);
+
+    const after = await settledMemory(server, 5);
+    const serverCount = await connectionGauge(server);
+    const result: MemoryResult = {
+      target: o.target,
+      connections: o.connections,
+      synced: total,
+      failed,
+      errors: done.flatMap((d) => d.errors).slice(0, 5),
+      serverCount,
+      holders: count,
+      sourceAddresses,
+      connectSeconds: Math.round(connectSeconds * 10) / 10,
+      handshakesPerSecond: Math.round(total / connectSeconds),
+      rssBefore: before.rss,
+      rssAfter: after.rss,
+      rssPerConnection: Math.round((after.rss - before.rss) / Math.max(1, total)),
+      heapBefore: before.heap,
+      heapAfter: after.heap,
+      heapPerConnection: Math.round((after.heap - before.heap) / Math.max(1, total)),
+    };
+    progress('memory', `${label}: RSS ${(after.rss / 2 ** 20).toFixed(1)} MiB after, ${(result.rssPerConnection / 1024).toFixed(2)} KiB per connection`);
+    return result;
+  } finally {
+    await Promise.all(holders.map((h) => h.stop()));
+    await server.stop();
+  }
+}

@@ -1,0 +1,105 @@
+/** What /proc says about processes and the machine: memory, CPU time, and who else is using the CPU. */
+import { readFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+
+/** Resident set size of a process (VmRSS), bytes. */
+export function readRss(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const match = /^VmRSS:\s+(\d+) kB$/m.exec(status);
+  if (!match?.[1]) throw new Error(`no VmRSS for ${pid}`);
+  return Number(match[1]) * 1024;
+}
+
+/** USER_HZ, the unit of /proc's CPU times: 100 on every Linux ABI Node runs on. */
+const clockTicksPerSecond = 100;
+
+/** CPU time a process has used (user + system, all threads), ms. */
+export function readCpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // The fields after the command name, which is in parentheses and may contain spaces; utime and stime are 14th and 15th.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / clockTicksPerSecond;
+}
+
+/** CPU time of the whole machine (all cores), ms: busy (neither idle nor waiting on I/O) and, of that, softirq. */
+export function readMachineCpu(): { busyMs: number; softirqMs: number } {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0] ?? '';
+  // user nice system idle iowait irq softirq steal
+  const ticks = line.trim().split(/\s+/).slice(1, 9).map(Number);
+  const total = ticks.reduce((sum, t) => sum + t, 0);
+  const idle = (ticks[3] ?? 0) + (ticks[4] ?? 0);
+  return { busyMs: ((total - idle) * 1000) / clockTicksPerSecond, softirqMs: ((ticks[6] ?? 0) * 1000) / clockTicksPerSecond };
+}
+
+/** How the CPU was shared during a measurement, percent of one core each. */
+export interface CpuShare {
+  /** The server under test. */
+  server: number;
+  /** The load generator: this process (publishers and devices). */
+  client: number;
+  /** Kernel softirq time, mostly loopback TCP on both sides, which Linux does not always charge to a process. */
+  softirq: number;
+  /** Everything else: other jobs on the machine. Above a few percent, the figures are disturbed. */
+  other: number;
+}
+
+/** Starts measuring CPU use; `stop()` returns the shares since. */
+export function startCpuMeter(serverPid: number): { stop(): CpuShare } {
+  const started = performance.now();
+  const server = readCpuMs(serverPid);
+  const own = process.cpuUsage();
+  const machine = readMachineCpu();
+  return {
+    stop() {
+      const ms = performance.now() - started;
+      const serverMs = readCpuMs(serverPid) - server;
+      const usage = process.cpuUsage(own);
+      const clientMs = (usage.user + usage.system) / 1000;
+      const now = readMachineCpu();
+      const softirqMs = now.softirqMs - machine.softirqMs;
+      const otherMs = now.busyMs - machine.busyMs - serverMs - clientMs - softirqMs;
+      const percent = (value: number) => Math.max(0, Math.round((value / ms) * 100));
+      return { server: percent(serverMs), client: percent(clientMs), softirq: percent(softirqMs), other: percent(otherMs) };
+    },
+  };
+}
+
+/**
+ * Waits, up to `maxWaitMs`, for a second in which the machine is nearly idle (other people's jobs share this box);
+ * returns the busy share of the last second, percent of one core.
+ */
+export async function awaitQuiet(maxWaitMs: number, onWait: (busy: number) => void): Promise<number> {
+  const deadline = performance.now() + maxWaitMs;
+  for (;;) {
+    const before = readMachineCpu().busyMs;
+    const at = performance.now();
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    const busy = Math.round(((readMachineCpu().busyMs - before) / (performance.now() - at)) * 100);
+    if (busy <= quietPercent || performance.now() > deadline) return busy;
+    onWait(busy);
+  }
+}
+
+/** Busy share below which the machine counts as quiet, percent of one core. */
+const quietPercent = 15;
+
+export interface Machine {
+  cpus: number;
+  cpuModel: string;
+  memoryGiB: number;
+  node: string;
+  kernel: string;
+  openFilesLimit: string;
+}
+
+export function machine(): Machine {
+  const limits = readFileSync('/proc/self/limits', 'utf8');
+  return {
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model ?? 'unknown',
+    memoryGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10,
+    node: process.version,
+    kernel: readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim(),
+    openFilesLimit: /^Max open files\s+(\S+)/m.exec(limits)?.[1] ?? 'unknown',
+  };
+}

@@ -1,0 +1,484 @@
+/**
+ * `npm run bench -- [throughput|latency|memory …] [options]`: runs the scenarios against real server processes,
+ * prints progress on stderr and a results table on stdout, writes bench/results/latest.json and the charts
+ * under docs/. See docs/benchmarks.md.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { barChart, latencyChart, type Bar } from './chart.js';
+import { runLatency, type LatencyResult } from './latency.js';
+import { runMemory, type MemoryResult } from './memory.js';
+import { awaitQuiet, machine } from './proc.js';
+import { formatProfile, summarizeProfile, type ProfileSummary } from './profile.js';
+import type { ConfigInput } from '../server/src/index.js';
+import type { Target } from './servers.js';
+import { progress, thousands } from './stats.js';
+import { runThroughput, type PublishMode, type ThroughputResult } from './throughput.js';
+
+const usage = `Usage: npm run bench -- [scenario …] [options]
+
+Benchmarks the Herald server (a child process on loopback, SQLite WAL with synchronous=full,
+in-process broker, rate limits off) against its targets, next to a bare node:http + ws relay.
+Run it on an otherwise idle machine: the load generator shares the CPU with the server.
+
+Scenarios (default: all three, about 4 minutes):
+  throughput   targeted notifications/s with every device receiving: single and batch publishes
+  latency      publish → deliver p50/p95/p99, open loop, at half the single-publish throughput
+  memory       server RSS per idle authenticated connection, at 15,000 connections
+
+Options:
+  --rate N          publishes/s for latency (default: half the single-publish rate measured in this
+                    run, or by a short probe when throughput is not run)
+  --connections N   idle connections for memory (default 15000)
+  --single-connections N, --batch-connections N
+                    publishing connections for throughput (default 128 and 16)
+  --no-baseline     skip the bare-relay reference runs
+  --synchronous S   SQLite synchronous=full (default, the target's setting) or normal, for comparison
+  --profile         run the Herald server with --cpu-prof (throughput and latency) and print where its
+                    time goes; profiling slows it down, so these runs are marked profiled
+  --quick           short windows and 2,000 connections: a smoke test, not figures to publish
+  --out NAME        write bench/results/NAME.json instead of latest.json (and leave the charts alone)
+  --no-charts       do not rewrite docs/bench-*.svg
+  -h, --help        this text
+
+Progress goes to stderr, the results table to stdout, everything to bench/results/latest.json, whose
+sections are kept for the scenarios not run. --quick writes quick.json and --profile profile.json;
+only runs that write latest.json redraw the charts, so docs/ always matches latest.json.
+`;
+
+const targets = {
+  /** Accepted targeted notifications per second, single or batch publishes. */
+  throughput: 15_000,
+  /** Publish → deliver p99 at half the sustainable single-publish rate, ms. */
+  latencyP99Ms: 5,
+  /** Server RSS per idle authenticated connection, bytes. */
+  bytesPerConnection: 10_000,
+};
+
+const scenarios = ['throughput', 'latency', 'memory'] as const;
+type Scenario = (typeof scenarios)[number];
+
+interface Settings {
+  /** Not counted at the start of each throughput and latency run, ms. */
+  warmupMs: number;
+  /** Throughput measurement window, ms. */
+  throughputMs: number;
+  /** Latency measurement window for Herald, ms. */
+  latencyMs: number;
+  /** Latency measurement window for the bare relay, ms. */
+  baselineLatencyMs: number;
+  /** Idle connections in the memory scenario. */
+  connections: number;
+  /** Waits at most this long before each run for other jobs on the machine to go quiet, ms. */
+  quietWaitMs: number;
+  /** Herald settings over the bench defaults. */
+  config: ConfigInput;
+  /** Publishing connections in the throughput scenario. */
+  publishConnections: Record<PublishMode, number>;
+}
+
+/** Publishing connections by default: past these, only latency grows (the sweep in docs/benchmarks.md). */
+const defaultPublishConnections: Record<PublishMode, number> = { single: 128, batch: 16 };
+
+const full: Settings = {
+  warmupMs: 3_000,
+  throughputMs: 10_000,
+  latencyMs: 20_000,
+  baselineLatencyMs: 10_000,
+  connections: 15_000,
+  quietWaitMs: 10_000,
+  config: {},
+  publishConnections: defaultPublishConnections,
+};
+
+const quick: Settings = { ...full, warmupMs: 1_000, throughputMs: 3_000, latencyMs: 4_000, baselineLatencyMs: 3_000, connections: 2_000, quietWaitMs: 2_000 };
+
+/** Users, one device each, that notifications are spread over. */
+const users = 100;
+const latencyConnections = 64;
+
+const resultsDir = fileURLToPath(new URL('./results/', import.meta.url));
+const docs = fileURLToPath(new URL('../docs/', import.meta.url));
+
+const names: Record<Target, string> = { herald: 'Herald', baseline: 'bare relay' };
+
+async function quiet(scenario: string, settings: Settings): Promise<number> {
+  return awaitQuiet(settings.quietWaitMs, (busy) => progress(scenario, `waiting for the machine to go quiet (other jobs use ${busy}% of a core)`));
+}
+
+interface Profiled {
+  profiles: (ProfileSummary & { run: string })[];
+}
+
+/** Runs `run`, with the server under `--cpu-prof` when `profile` is set, and keeps the profile's summary. */
+async function profiled<T>(section: Profiled, profile: boolean, label: string, run: (profileDir: string | undefined) => Promise<T>): Promise<T> {
+  if (!profile) return run(undefined);
+  const profileDir = mkdtempSync(join(tmpdir(), 'herald-profile-'));
+  try {
+    const result = await run(profileDir);
+    const summary = summarizeProfile(profileDir, 20);
+    process.stderr.write(`${label}: ${formatProfile(summary)}\n`);
+    section.profiles.push({ ...summary, run: label, file: basename(summary.file) });
+    return result;
+  } finally {
+    rmSync(profileDir, { recursive: true, force: true });
+  }
+}
+
+interface ThroughputSection extends Profiled {
+  at: string;
+  runs: (ThroughputResult & { machineBusyBeforePercent: number; profiled: boolean })[];
+}
+
+async function throughput(settings: Settings, baseline: boolean, profile: boolean): Promise<ThroughputSection> {
+  const section: ThroughputSection = { at: new Date().toISOString(), runs: [], profiles: [] };
+  const plan: [Target, PublishMode][] = [
+    ['herald', 'single'],
+    ['herald', 'batch'],
+    ...(baseline ? ([['baseline', 'single'], ['baseline', 'batch']] as [Target, PublishMode][]) : []),
+  ];
+  for (const [target, mode] of plan) {
+    const busy = await quiet('throughput', settings);
+    const withProfile = profile && target === 'herald';
+    const result = await profiled(section, withProfile, `${target} ${mode} publish`, (profileDir) =>
+      runThroughput({
+        target,
+        mode,
+        connections: settings.publishConnections[mode],
+        users,
+        warmupMs: settings.warmupMs,
+        durationMs: settings.throughputMs,
+        config: settings.config,
+        ...(profileDir === undefined ? {} : { profileDir }),
+      }),
+    );
+    section.runs.push({ ...result, machineBusyBeforePercent: busy, profiled: withProfile });
+  }
+  return section;
+}
+
+/** Finds the single-publish rate with a short closed-loop run, when the throughput scenario did not run. */
+async function probeRate(settings: Settings): Promise<number> {
+  progress('latency', 'probing the sustainable single-publish rate (no --rate and no throughput run)');
+  await quiet('latency', settings);
+  const probe = await runThroughput({ target: 'herald', mode: 'single', connections: settings.publishConnections.single, users, warmupMs: 2_000, durationMs: 5_000, config: settings.config });
+  return probe.notificationsPerSecond;
+}
+
+interface LatencySection extends Profiled {
+  at: string;
+  /** Where the rate came from. */
+  rateFrom: string;
+  runs: (Omit<LatencyResult, 'samples'> & { machineBusyBeforePercent: number; profiled: boolean })[];
+}
+
+async function latency(
+  settings: Settings,
+  baseline: boolean,
+  profile: boolean,
+  rate: number,
+  rateFrom: string,
+): Promise<{ section: LatencySection; samples: LatencyResult[] }> {
+  const section: LatencySection = { at: new Date().toISOString(), rateFrom, runs: [], profiles: [] };
+  const samples: LatencyResult[] = [];
+  const plan: Target[] = baseline ? ['herald', 'baseline'] : ['herald'];
+  for (const target of plan) {
+    const busy = await quiet('latency', settings);
+    const withProfile = profile && target === 'herald';
+    const result = await profiled(section, withProfile, `${target} latency at ${rate}/s`, (profileDir) =>
+      runLatency({
+        target,
+        rate,
+        connections: latencyConnections,
+        users,
+        warmupMs: settings.warmupMs,
+        durationMs: target === 'herald' ? settings.latencyMs : settings.baselineLatencyMs,
+        config: settings.config,
+        ...(profileDir === undefined ? {} : { profileDir }),
+      }),
+    );
+    section.runs.push({ ...withoutSamples(result), machineBusyBeforePercent: busy, profiled: withProfile });
+    samples.push(result);
+  }
+  return { section, samples };
+}
+
+function withoutSamples(result: LatencyResult): Omit<LatencyResult, 'samples'> {
+  const copy: Partial<LatencyResult> = { ...result };
+  delete copy.samples;
+  return copy as Omit<LatencyResult, 'samples'>;
+}
+
+interface MemorySection {
+  at: string;
+  runs: MemoryResult[];
+}
+
+async function memory(settings: Settings, baseline: boolean, connections: number): Promise<MemorySection> {
+  const section: MemorySection = { at: new Date().toISOString(), runs: [] };
+  const plan: Target[] = baseline ? ['herald', 'baseline'] : ['herald'];
+  for (const target of plan) {
+    await quiet('memory', settings);
+    section.runs.push(await runMemory({ target, connections, perHolder: 3_750, parallel: 50, config: settings.config }));
+  }
+  return section;
+}
+
+/** Plain-text table with aligned columns. */
+function table(headers: string[], rows: string[][]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join(' | ')} |`;
+  return [line(headers), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.map(line)].join('\n');
+}
+
+const ms = (value: number) => value.toFixed(2);
+const kib = (bytes: number) => `${(bytes / 1024).toFixed(2)} KiB`;
+const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+const verdict = (met: boolean) => (met ? 'met' : 'MISSED');
+
+function report(t: ThroughputSection | undefined, l: LatencySection | undefined, m: MemorySection | undefined, synchronous: string): string {
+  const out: string[] = [];
+  const summary: string[][] = [];
+  if (t) {
+    out.push('Throughput (closed loop; notifications/s counted on 202, frames counted at the devices)');
+    out.push(
+      table(
+        ['server', 'publish', 'conns', 'notifications/s', 'requests/s', 'delivered/s', 'all delivered', 'ack p50 ms', 'ack p99 ms', 'CPU % server/gen/softirq/other'],
+        t.runs.map((r) => [
+          names[r.target] + (r.profiled ? ' (profiled)' : ''),
+          r.mode === 'batch' ? `batch of ${r.perRequest}` : 'single',
+          String(r.connections),
+          thousands(r.notificationsPerSecond),
+          thousands(r.requestsPerSecond),
+          thousands(r.deliveredPerSecond),
+          r.allDelivered && r.outOfOrder === 0 && r.failedRequests === 0 ? 'yes' : `NO (${r.delivered}/${r.accepted}, ${r.outOfOrder} out of order, ${r.failedRequests} failed)`,
+          ms(r.ack.p50),
+          ms(r.ack.p99),
+          `${r.cpu.server}/${r.cpu.client}/${r.cpu.softirq}/${r.cpu.other}`,
+        ]),
+      ),
+    );
+    for (const r of t.runs.filter((run) => run.target === 'herald')) {
+      summary.push([`throughput, ${r.mode} publish`, `≥ ${thousands(targets.throughput)}/s`, `${thousands(r.notificationsPerSecond)}/s`, verdict(r.notificationsPerSecond >= targets.throughput && r.allDelivered)]);
+    }
+  }
+  if (l) {
+    out.push(`\nLatency (open loop at ${thousands(l.runs[0]?.rate ?? 0)} publishes/s, ${l.rateFrom}; ms)`);
+    out.push(
+      table(
+        ['server', 'measured', 'p50', 'p95', 'p99', 'p99.9', 'max', 'p99 from schedule', 'ack p99', 'sender lag p99', 'lost', 'CPU % server/gen/softirq/other'],
+        l.runs.map((r) => [
+          names[r.target] + (r.profiled ? ' (profiled)' : ''),
+          thousands(r.measured),
+          ms(r.delivery.p50),
+          ms(r.delivery.p95),
+          ms(r.delivery.p99),
+          ms(r.delivery.p999),
+          ms(r.delivery.max),
+          ms(r.deliveryFromSchedule.p99),
+          ms(r.ack.p99),
+          ms(r.senderLag.p99),
+          String(r.lost),
+          `${r.cpu.server}/${r.cpu.client}/${r.cpu.softirq}/${r.cpu.other}`,
+        ]),
+      ),
+    );
+    const herald = l.runs.find((r) => r.target === 'herald');
+    if (herald) summary.push([`latency p99 at ${thousands(herald.rate)}/s (${l.rateFrom === 'set by --rate' ? '--rate' : 'half rate'})`, `≤ ${targets.latencyP99Ms} ms`, `${ms(herald.delivery.p99)} ms (p50 ${ms(herald.delivery.p50)}, p95 ${ms(herald.delivery.p95)})`, verdict(herald.delivery.p99 <= targets.latencyP99Ms && herald.lost === 0)]);
+  }
+  if (m) {
+    out.push('\nMemory (idle authenticated connections, server VmRSS after GC)');
+    out.push(
+      table(
+        ['server', 'connections', 'synced', 'server count', 'handshakes/s', 'RSS before', 'RSS after', 'RSS per connection', 'heap per connection'],
+        m.runs.map((r) => [
+          names[r.target],
+          thousands(r.connections),
+          thousands(r.synced),
+          r.serverCount === undefined ? '-' : thousands(r.serverCount),
+          thousands(r.handshakesPerSecond),
+          mib(r.rssBefore),
+          mib(r.rssAfter),
+          `${kib(r.rssPerConnection)} (${thousands(r.rssPerConnection)} B)`,
+          kib(r.heapPerConnection),
+        ]),
+      ),
+    );
+    const herald = m.runs.find((r) => r.target === 'herald');
+    if (herald) summary.push([`RSS per idle connection at ${thousands(herald.connections)}`, `≤ ${thousands(targets.bytesPerConnection)} B`, `${thousands(herald.rssPerConnection)} B`, verdict(herald.rssPerConnection <= targets.bytesPerConnection && herald.failed === 0)]);
+  }
+  out.push(synchronous === 'full' ? '\nTargets' : `\nTargets (NOT APPLICABLE: this run used synchronous=${synchronous}, the targets are for synchronous=full)`);
+  out.push(table(['target', 'goal', 'measured', 'verdict'], summary));
+  return out.join('\n') + '\n';
+}
+
+function writeCharts(t: ThroughputSection | undefined, latencySamples: LatencyResult[] | undefined, m: MemorySection | undefined): string[] {
+  const written: string[] = [];
+  const write = (name: string, content: string) => {
+    writeFileSync(join(docs, name), content);
+    written.push(`docs/${name}`);
+  };
+  mkdirSync(docs, { recursive: true });
+  if (t) {
+    const bars: Bar[] = t.runs.map((r) => ({
+      label: `${names[r.target]}, ${r.mode === 'batch' ? `batch of ${r.perRequest}` : 'single publish'}`,
+      value: r.notificationsPerSecond,
+      text: `${thousands(r.notificationsPerSecond)}/s`,
+      color: r.target === 'herald' ? 0 : 2,
+    }));
+    write('bench-throughput.svg', barChart('Targeted durable notifications per second (2 cores, loopback)', 'notifications/s', bars, { value: targets.throughput, label: `target ${thousands(targets.throughput)}/s` }));
+  }
+  if (latencySamples && latencySamples.length > 0) {
+    const herald = latencySamples.find((r) => r.target === 'herald');
+    const series = [
+      ...(herald
+        ? [
+            { name: 'Herald, from write', values: herald.samples.delivery },
+            { name: 'Herald, from schedule', values: herald.samples.fromSchedule },
+          ]
+        : []),
+      ...latencySamples.filter((r) => r.target === 'baseline').map((r) => ({ name: 'bare relay, from write', values: r.samples.delivery })),
+    ];
+    const rate = thousands(latencySamples[0]?.rate ?? 0);
+    write('bench-latency.svg', latencyChart(`Publish → deliver latency at ${rate} publishes/s (open loop)`, series, targets.latencyP99Ms));
+  }
+  if (m) {
+    const bars: Bar[] = m.runs.map((r) => ({
+      label: `${names[r.target]}, ${thousands(r.connections)} connections`,
+      value: r.rssPerConnection / 1000,
+      text: `${(r.rssPerConnection / 1000).toFixed(1)} KB`,
+      color: r.target === 'herald' ? 0 : 2,
+    }));
+    write('bench-memory.svg', barChart('Server RSS per idle authenticated connection', 'KB per connection', bars, { value: targets.bytesPerConnection / 1000, label: 'target 10 KB' }));
+  }
+  return written;
+}
+
+/** Keeps the sections of scenarios not run this time, so one scenario's rerun does not erase the others. */
+function readPrevious(file: string): Record<string, unknown> {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+  } catch {
+    return {};
+  }
+}
+
+async function main(): Promise<void> {
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: {
+      help: { type: 'boolean', short: 'h' },
+      rate: { type: 'string' },
+      connections: { type: 'string' },
+      'no-baseline': { type: 'boolean' },
+      profile: { type: 'boolean' },
+      quick: { type: 'boolean' },
+      'no-charts': { type: 'boolean' },
+      out: { type: 'string' },
+      synchronous: { type: 'string' },
+      'single-connections': { type: 'string' },
+      'batch-connections': { type: 'string' },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(usage);
+    return;
+  }
+  const unknown = positionals.filter((p) => !(scenarios as readonly string[]).includes(p));
+  if (unknown.length > 0) throw new UsageError(`unknown scenario ${unknown.join(', ')}; choose from ${scenarios.join(', ')}`);
+  const chosen = new Set<Scenario>(positionals.length === 0 ? scenarios : (positionals as Scenario[]));
+  const synchronous = values.synchronous ?? 'full';
+  if (synchronous !== 'full' && synchronous !== 'normal') throw new UsageError(`--synchronous: full or normal, not ${synchronous}`);
+  const settings: Settings = {
+    ...(values.quick ? quick : full),
+    config: synchronous === 'full' ? {} : { sqliteSynchronous: synchronous },
+    publishConnections: {
+      single: values['single-connections'] === undefined ? defaultPublishConnections.single : positiveInt('--single-connections', values['single-connections']),
+      batch: values['batch-connections'] === undefined ? defaultPublishConnections.batch : positiveInt('--batch-connections', values['batch-connections']),
+    },
+  };
+  const baseline = !values['no-baseline'];
+  const rate = values.rate === undefined ? undefined : positiveInt('--rate', values.rate);
+  if (values.out !== undefined && !/^[\w.-]+$/.test(values.out)) throw new UsageError('--out: a plain file name without .json, such as rate-2500');
+  const connections = values.connections === undefined ? settings.connections : positiveInt('--connections', values.connections);
+  if (connections > 20_000) throw new UsageError('--connections: at most 20,000 (the server runs in one process with a 20,000 open-file limit)');
+
+  const started = performance.now();
+  const t = chosen.has('throughput') ? await throughput(settings, baseline, values.profile === true) : undefined;
+  let l: LatencySection | undefined;
+  let samples: LatencyResult[] | undefined;
+  if (chosen.has('latency')) {
+    const single = t?.runs.find((r) => r.target === 'herald' && r.mode === 'single');
+    const [latencyRate, from] =
+      rate !== undefined
+        ? [rate, 'set by --rate']
+        : single !== undefined
+          ? [Math.round(single.notificationsPerSecond / 2), `half the single-publish throughput above${single.profiled ? ' (profiled)' : ''}`]
+          : [Math.round((await probeRate(settings)) / 2), 'half the rate a 5 s probe sustained'];
+    ({ section: l, samples } = await latency(settings, baseline, values.profile === true, latencyRate, from));
+  }
+  const m = chosen.has('memory') ? await memory(settings, baseline, connections) : undefined;
+
+  // Smoke tests and profiled runs are not the figures docs/benchmarks.md quotes, so they go to files of their own.
+  const resultsName = values.out !== undefined ? `${values.out}.json` : values.quick ? 'quick.json' : values.profile ? 'profile.json' : 'latest.json';
+  const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`;
+  const results = {
+    ...readPrevious(join(resultsDir, resultsName)),
+    generatedAt: new Date().toISOString(),
+    command,
+    quick: values.quick === true,
+    sqliteSynchronous: synchronous,
+    machine: machine(),
+    code: codeVersion(),
+    targets,
+    ...(t ? { throughput: t } : {}),
+    ...(l ? { latency: l } : {}),
+    ...(m ? { memory: m } : {}),
+  };
+  mkdirSync(resultsDir, { recursive: true });
+  writeFileSync(join(resultsDir, resultsName), JSON.stringify(results, null, 2) + '\n');
+  const charts = values['no-charts'] || resultsName !== 'latest.json' ? [] : writeCharts(t, samples, m);
+  const mach = results.machine;
+  const code = results.code === undefined ? '' : `, commit ${results.code.commit.slice(0, 10)}${results.code.uncommittedChanges ? ' + uncommitted changes' : ''}`;
+  process.stdout.write(`\nHerald benchmarks: ${mach.cpus} × ${mach.cpuModel}, ${mach.memoryGiB} GiB, Node ${mach.node}${code}; ${command}\n\n`);
+  process.stdout.write(report(t, l, m, synchronous));
+  progress('bench', `done in ${((performance.now() - started) / 1000).toFixed(0)} s; wrote bench/results/${resultsName}${charts.length > 0 ? `, ${charts.join(', ')}` : ''}`);
+}
+
+class UsageError extends Error {}
+
+/** The commit the figures belong to, and whether the server or protocol had uncommitted changes. */
+function codeVersion(): { commit: string; uncommittedChanges: boolean } | undefined {
+  try {
+    const git = (...args: string[]) => execFileSync('git', args, { cwd: fileURLToPath(new URL('..', import.meta.url)), encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    return { commit: git('rev-parse', 'HEAD'), uncommittedChanges: git('status', '--porcelain', '--', 'server', 'protocol') !== '' };
+  } catch {
+    return undefined;
+  }
+}
+
+function positiveInt(flag: string, text: string): number {
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < 1) throw new UsageError(`${flag} wants a positive integer, got ${text}`);
+  return value;
+}
+
+/** Nothing here may run forever: the whole bench stops after this long, and its children with it (they exit when the IPC channel closes). */
+const runLimitMs = 15 * 60 * 1000;
+setTimeout(() => {
+  progress('bench', `still running after ${runLimitMs / 60_000} minutes; giving up`);
+  process.exit(1);
+}, runLimitMs).unref();
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    if (error instanceof UsageError) process.stderr.write(`${error.message}\n\n${usage}`);
+    else process.stderr.write(`bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exit(error instanceof UsageError ? 2 : 1);
+  },
+);

@@ -1,0 +1,112 @@
+/**
+ * Starting the servers under test as child processes, and what every scenario needs around them:
+ * a publishing token and a set of connected devices.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ConfigInput } from '../server/src/index.js';
+import { Child } from './child.js';
+import { connectDevices, signJwt, type Device, type DeviceOptions } from './device.js';
+
+export type Target = 'herald' | 'baseline';
+
+export interface ServerOptions {
+  /** Extra Herald settings, over the bench defaults below. */
+  config?: ConfigInput;
+  /** Run the server with `--cpu-prof`, writing its profile into this directory when it stops. */
+  profileDir?: string;
+}
+
+export interface RunningServer {
+  target: Target;
+  child: Child;
+  url: URL;
+  wsUrl: string;
+  /** A token allowed to publish (an app token on Herald). */
+  publishToken: string;
+  jwtSecret: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * The embedded default (SQLite WAL with synchronous=full, in-process broker) with what a benchmark must change:
+ * rate limits off and quiet logs. JWT device auth is on so devices need no token round trip.
+ */
+function heraldConfig(data: string, adminToken: string, jwtSecret: string, extra: ConfigInput = {}): ConfigInput {
+  return {
+    port: 0,
+    host: '127.0.0.1',
+    data,
+    adminToken,
+    jwt: { secret: jwtSecret },
+    logLevel: 'warn',
+    rateLimits: false,
+    sqliteSynchronous: 'full',
+    ...extra,
+  };
+}
+
+export async function startServer(target: Target, options: ServerOptions = {}): Promise<RunningServer> {
+  const jwtSecret = randomBytes(32).toString('hex');
+  const flags = ['--expose-gc', ...(options.profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${options.profileDir}`])];
+  if (target === 'baseline') {
+    const child = Child.start('baseline server', new URL('./baseline-server.ts', import.meta.url), [], flags);
+    const { url } = await child.next('ready', 30_000);
+    return { target, child, url: new URL(url), wsUrl: wsUrlOf(url), publishToken: 'none', jwtSecret, stop: () => child.stop() };
+  }
+  const data = mkdtempSync(join(tmpdir(), 'herald-bench-'));
+  const adminToken = randomBytes(32).toString('hex');
+  const config = heraldConfig(data, adminToken, jwtSecret, options.config);
+  const child = Child.start('herald server', new URL('./server-process.ts', import.meta.url), [JSON.stringify(config)], flags);
+  try {
+    const { url } = await child.next('ready', 30_000);
+    const publishToken = await createAppToken(url, adminToken);
+    return {
+      target,
+      child,
+      url: new URL(url),
+      wsUrl: wsUrlOf(url),
+      publishToken,
+      jwtSecret,
+      async stop() {
+        await child.stop();
+        rmSync(data, { recursive: true, force: true });
+      },
+    };
+  } catch (error) {
+    await child.stop();
+    rmSync(data, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+function wsUrlOf(url: string): string {
+  return url.replace(/^http/, 'ws') + '/v1/stream';
+}
+
+/** Publishers are backends holding app tokens, so the bench publishes with one too. */
+async function createAppToken(url: string, adminToken: string): Promise<string> {
+  const response = await fetch(`${url}/v1/tokens`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ kind: 'app', name: 'bench' }),
+  });
+  const body = (await response.json()) as { token?: unknown };
+  if (response.status !== 201 || typeof body.token !== 'string') throw new Error(`creating an app token: ${response.status} ${JSON.stringify(body)}`);
+  return body.token;
+}
+
+/** Bench user names: `u00000`, `u00001`, … */
+export function userName(index: number): string {
+  return `u${String(index).padStart(5, '0')}`;
+}
+
+/** One device per user for `users` users, connected and past `synced`. */
+export function connectUsers(server: RunningServer, users: number, extra: Partial<DeviceOptions> = {}): Promise<Device[]> {
+  return connectDevices(users, 50, (index) => {
+    const user = userName(index);
+    return { url: server.wsUrl, user, token: signJwt(user, server.jwtSecret), ...extra };
+  });
+}
