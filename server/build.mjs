@@ -6,8 +6,12 @@ const pkg = JSON.parse(await readFile(new URL('./package.json', import.meta.url)
 const external = Object.keys(pkg.dependencies).filter((name) => name !== '@herald/protocol');
 
 await build({
-  entryPoints: [new URL('./src/cli.ts', import.meta.url).pathname],
-  outfile: new URL('./dist/cli.js', import.meta.url).pathname,
+  // The SQLite writer thread is a second entry: the bundle starts it as dist/sqlite-worker.js.
+  entryPoints: {
+    cli: new URL('./src/cli.ts', import.meta.url).pathname,
+    'sqlite-worker': new URL('./src/store/sqlite-worker.ts', import.meta.url).pathname,
+  },
+  outdir: new URL('./dist', import.meta.url).pathname,
   bundle: true,
   platform: 'node',
   format: 'esm',
@@ -15,5 +19,7 @@ await build({
   sourcemap: true,
   external,
   banner: { js: '#!/usr/bin/env node' },
+  // Both entries share code; keep each self-contained rather than splitting chunks.
+  splitting: false,
   logLevel: 'warning',
 });

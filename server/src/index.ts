@@ -20,7 +20,7 @@ import { createMetrics } from './metrics.js';
 import { registerPublish } from './publish.js';
 import { RateLimiter } from './rate-limit.js';
 import { startScheduler } from './scheduler.js';
-import { openSqliteStore } from './store/sqlite.js';
+import { openThreadedSqliteStore } from './store/sqlite-threaded.js';
 import type { Store } from './store/store.js';
 import { createStream, refuse } from './stream.js';
 
@@ -63,7 +63,7 @@ export async function createServer(config: Config, overrides: Partial<ServerDeps
   mkdirSync(config.data, { recursive: true, mode: 0o700 });
   const now = overrides.now ?? Date.now;
   const logger = overrides.logger ?? createLogger(config.logLevel);
-  const store = overrides.store ?? openSqliteStore({ file: join(config.data, 'herald.db'), synchronous: config.sqliteSynchronous });
+  const store = overrides.store ?? (await openThreadedSqliteStore({ file: join(config.data, 'herald.db'), synchronous: config.sqliteSynchronous }));
   const metrics = createMetrics();
   const auth = new AuthService(store, config, now);
   const hub = new Hub(metrics);

@@ -1,0 +1,116 @@
+import { Worker } from 'node:worker_threads';
+import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { openSqliteStore, type SqliteStoreOptions } from './sqlite.js';
+import type { Store } from './store.js';
+
+/** Store methods that write; they run on the writer thread. Everything else reads on the calling thread. */
+const writeMethods = [
+  'createUser',
+  'ensureUser',
+  'insertToken',
+  'revokeToken',
+  'subscribe',
+  'unsubscribe',
+  'publish',
+  'publishBatch',
+  'releaseDue',
+  'retract',
+  'markRead',
+  'deleteItem',
+  'sweep',
+] as const satisfies readonly (keyof Store)[];
+export type WriteMethod = (typeof writeMethods)[number];
+
+export interface Call {
+  id: number;
+  method: WriteMethod | 'close';
+  args: unknown[];
+}
+export type Reply = { id: number; result: unknown } | { id: number; error: string };
+
+/** URL of tsx's ESM register API, resolved through its package exports (require.resolve would give the CJS build). */
+function tsxEsmApi(): string {
+  const manifest = createRequire(import.meta.url).resolve('tsx/package.json');
+  const { exports } = JSON.parse(readFileSync(manifest, 'utf8')) as { exports: Record<string, { import: { default: string } }> };
+  const entry = exports['./esm/api']?.import.default;
+  if (entry === undefined) throw new Error('tsx has no ./esm/api export');
+  return pathToFileURL(join(dirname(manifest), entry)).href;
+}
+
+/**
+ * The bundle runs dist/sqlite-worker.js. From source (tests, tsx) the worker registers tsx first: a worker
+ * does not inherit the parent's `--import` loaders on Node 20.
+ */
+function startWorker(options: SqliteStoreOptions): Worker {
+  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./sqlite-worker.js', import.meta.url), { workerData: options });
+  const tsx = tsxEsmApi();
+  const entry = new URL('./sqlite-worker.ts', import.meta.url).href;
+  const code = `import(${JSON.stringify(tsx)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}); })`;
+  return new Worker(code, { eval: true, workerData: options });
+}
+
+/**
+ * The SQLite store with its writes on a worker thread. WAL lets this thread read while the writer commits,
+ * and a write resolves only after the writer's commit, so a read that follows it sees it.
+ */
+export async function openThreadedSqliteStore(options: SqliteStoreOptions): Promise<Store> {
+  // Opening here first creates or migrates the schema before the writer starts, so the two never race for it.
+  const reader = openSqliteStore(options);
+  const worker = startWorker(options);
+  const [first] = (await Promise.race([once(worker, 'message'), once(worker, 'error').then(([error]) => Promise.reject(error as Error))])) as [unknown];
+  if (first !== 'ready') throw new Error('the SQLite writer thread did not start');
+
+  const pending = new Map<number, { resolve: (value: unknown) => void; reject: (error: Error) => void }>();
+  let nextId = 1;
+  let outbox: Call[] = [];
+  let failure: Error | undefined;
+
+  worker.on('message', (replies: Reply[]) => {
+    for (const r of replies) {
+      const waiter = pending.get(r.id);
+      pending.delete(r.id);
+      if ('error' in r) waiter?.reject(new Error(r.error));
+      else waiter?.resolve(r.result);
+    }
+  });
+  worker.on('error', (error) => {
+    failure = error;
+    for (const waiter of pending.values()) waiter.reject(error);
+    pending.clear();
+  });
+
+  /** Calls made in one turn travel in one message, and so share one group commit. */
+  function call(method: WriteMethod | 'close', args: unknown[]): Promise<unknown> {
+    if (failure) return Promise.reject(failure);
+    const id = nextId++;
+    if (outbox.length === 0) {
+      queueMicrotask(() => {
+        const calls = outbox;
+        outbox = [];
+        worker.postMessage(calls);
+      });
+    }
+    outbox.push({ id, method, args });
+    return new Promise((resolve, reject) => pending.set(id, { resolve, reject }));
+  }
+
+  const writes = Object.fromEntries(writeMethods.map((method) => [method, (...args: unknown[]) => call(method, args)])) as Pick<Store, WriteMethod>;
+  let closing: Promise<void> | undefined;
+  return {
+    ...reader,
+    ...writes,
+    ping: async () => !failure && (await reader.ping()),
+    close() {
+      closing ??= (async () => {
+        if (!failure) await call('close', []);
+        await worker.terminate();
+        await reader.close();
+      })();
+      return closing;
+    },
+  };
+}
