@@ -100,14 +100,18 @@ export async function readJson(req: IncomingMessage, maxBytes: number): Promise<
   if (declared > maxBytes) throw new HeraldError('payload_too_large', `request body is over ${maxBytes} bytes`);
   const type = req.headers['content-type'] ?? '';
   if (/^multipart\//i.test(type)) throw new HeraldError('unsupported_media_type', 'send a JSON body');
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > maxBytes) throw new HeraldError('payload_too_large', `request body is over ${maxBytes} bytes`);
-    chunks.push(chunk);
-  }
-  const text = Buffer.concat(chunks).toString('utf8');
+  const text = await new Promise<string>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= maxBytes) chunks.push(chunk);
+      // Past the limit: answer now, keep draining (and dropping) the rest so the connection stays usable.
+      else if (size - chunk.length <= maxBytes) reject(new HeraldError('payload_too_large', `request body is over ${maxBytes} bytes`));
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
   if (text.trim() === '') throw new HeraldError('invalid_json', 'request body is empty; send JSON');
   try {
     return JSON.parse(text) as unknown;
