@@ -31,6 +31,12 @@ export interface Call {
   args: unknown[];
 }
 export type Reply = { id: number; result: unknown } | { id: number; error: string };
+export type WorkerData = { role: 'writer'; options: SqliteStoreOptions } | { role: 'checkpointer'; options: SqliteStoreOptions; intervalMs: number };
+
+/** Milliseconds between checkpoints on the checkpointer thread. */
+const checkpointIntervalMs = 1_000;
+/** WAL pages at which the writer checkpoints by itself: only if the checkpointer falls far behind (256 MiB). */
+const writerCheckpointPages = 65_536;
 
 /** URL of tsx's ESM register API, resolved through its package exports (require.resolve would give the CJS build). */
 function tsxEsmApi(): string {
@@ -45,12 +51,19 @@ function tsxEsmApi(): string {
  * The bundle runs dist/sqlite-worker.js. From source (tests, tsx) the worker registers tsx first: a worker
  * does not inherit the parent's `--import` loaders on Node 20.
  */
-function startWorker(options: SqliteStoreOptions): Worker {
-  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./sqlite-worker.js', import.meta.url), { workerData: options });
+async function startWorker(workerData: WorkerData): Promise<Worker> {
+  const worker = spawnWorker(workerData);
+  const [first] = (await Promise.race([once(worker, 'message'), once(worker, 'error').then(([error]) => Promise.reject(error as Error))])) as [unknown];
+  if (first !== 'ready') throw new Error(`the SQLite ${workerData.role} thread did not start`);
+  return worker;
+}
+
+function spawnWorker(workerData: WorkerData): Worker {
+  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./sqlite-worker.js', import.meta.url), { workerData });
   const tsx = tsxEsmApi();
   const entry = new URL('./sqlite-worker.ts', import.meta.url).href;
   const code = `import(${JSON.stringify(tsx)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}); })`;
-  return new Worker(code, { eval: true, workerData: options });
+  return new Worker(code, { eval: true, workerData });
 }
 
 /**
@@ -60,9 +73,8 @@ function startWorker(options: SqliteStoreOptions): Worker {
 export async function openThreadedSqliteStore(options: SqliteStoreOptions): Promise<Store> {
   // Opening here first creates or migrates the schema before the writer starts, so the two never race for it.
   const reader = openSqliteStore(options);
-  const worker = startWorker(options);
-  const [first] = (await Promise.race([once(worker, 'message'), once(worker, 'error').then(([error]) => Promise.reject(error as Error))])) as [unknown];
-  if (first !== 'ready') throw new Error('the SQLite writer thread did not start');
+  const worker = await startWorker({ role: 'writer', options: { ...options, walAutocheckpointPages: writerCheckpointPages } });
+  const checkpointer = await startWorker({ role: 'checkpointer', options, intervalMs: checkpointIntervalMs });
 
   const pending = new Map<number, { resolve: (value: unknown) => void; reject: (error: Error) => void }>();
   let nextId = 1;
@@ -107,7 +119,7 @@ export async function openThreadedSqliteStore(options: SqliteStoreOptions): Prom
     close() {
       closing ??= (async () => {
         if (!failure) await call('close', []);
-        await worker.terminate();
+        await Promise.all([worker.terminate(), checkpointer.terminate()]);
         await reader.close();
       })();
       return closing;

@@ -1,35 +1,43 @@
-// The SQLite writer thread: every write of the threaded store runs here, so COMMIT and its fsync never block
-// the event loop that serves sockets. Calls arriving in one turn share a group commit, as in the in-thread store.
-import { parentPort, workerData } from 'node:worker_threads';
-import { openSqliteStore, type SqliteStoreOptions } from './sqlite.js';
+// The threaded store's worker threads.
+// - writer: every write runs here, so COMMIT and its fsync never block the event loop that serves sockets.
+//   Calls arriving in one turn share a group commit, as in the in-thread store.
+// - checkpointer: copies the WAL back into the database on a connection of its own, so a checkpoint never
+//   stalls the writer (a PASSIVE checkpoint runs alongside new commits).
+import Database from 'better-sqlite3';
+import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
+import { openSqliteStore } from './sqlite.js';
 import type { Store } from './store.js';
-import type { Call, Reply, WriteMethod } from './sqlite-threaded.js';
+import type { Call, Reply, WorkerData } from './sqlite-threaded.js';
+
+function serveWrites(port: MessagePort, store: Store): void {
+  let replies: Reply[] = [];
+  const reply = (r: Reply) => {
+    if (replies.length === 0) {
+      setImmediate(() => {
+        port.postMessage(replies);
+        replies = [];
+      });
+    }
+    replies.push(r);
+  };
+  port.on('message', (calls: Call[]) => {
+    for (const { id, method, args } of calls) {
+      const fn = store[method].bind(store) as (...a: unknown[]) => Promise<unknown>;
+      fn(...args).then(
+        (result) => reply({ id, result }),
+        (error: unknown) => reply({ id, error: error instanceof Error ? error.message : String(error) }),
+      );
+    }
+  });
+}
 
 const port = parentPort;
 if (!port) throw new Error('sqlite-worker.ts runs as a worker thread');
-const store: Store = openSqliteStore(workerData as SqliteStoreOptions);
-let replies: Reply[] = [];
-
-function reply(r: Reply): void {
-  if (replies.length === 0) setImmediate(() => {
-    const batch = replies;
-    replies = [];
-    port?.postMessage(batch);
-  });
-  replies.push(r);
+const data = workerData as WorkerData;
+if (data.role === 'checkpointer') {
+  const db = new Database(data.options.file, { timeout: 5_000 });
+  setInterval(() => db.pragma('wal_checkpoint(PASSIVE)'), data.intervalMs);
+} else {
+  serveWrites(port, openSqliteStore(data.options));
 }
-
-function invoke(method: WriteMethod | 'close', args: unknown[]): Promise<unknown> {
-  const fn = store[method].bind(store) as (...a: unknown[]) => Promise<unknown>;
-  return fn(...args);
-}
-
-port.on('message', (calls: Call[]) => {
-  for (const { id, method, args } of calls) {
-    invoke(method, args).then(
-      (result) => reply({ id, result }),
-      (error: unknown) => reply({ id, error: error instanceof Error ? error.message : String(error) }),
-    );
-  }
-});
 port.postMessage('ready');

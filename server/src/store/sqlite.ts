@@ -26,6 +26,11 @@ export interface SqliteStoreOptions {
    * `'normal'` survives a crash of the process but not of the machine.
    */
   synchronous?: 'full' | 'normal';
+  /**
+   * WAL size (pages of 4 KiB) at which a commit also checkpoints. Default 4000 (16 MiB): a hot page is copied back
+   * once per checkpoint. The threaded store raises it to a safety valve and checkpoints on a thread of its own.
+   */
+  walAutocheckpointPages?: number;
   /** Largest number of publishes (count) committed in one group-commit transaction. Default 512; a full group commits at once instead of at the next event-loop turn. */
   groupCommitMax?: number;
 }
@@ -304,8 +309,7 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
     db.pragma('journal_mode = WAL');
     db.pragma(`synchronous = ${synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
     db.pragma('foreign_keys = ON');
-    // Checkpoint every 4000 pages (16 MiB of WAL) rather than 1000: a hot page is copied back once per checkpoint, so fewer checkpoints cost less per publish.
-    db.pragma('wal_autocheckpoint = 4000');
+    db.pragma(`wal_autocheckpoint = ${Math.trunc(options.walAutocheckpointPages ?? 4000)}`);
     const version = db.pragma('user_version', { simple: true }) as number;
     if (version > schemaVersion) {
       throw new Error(`${options.file} has schema version ${version}; this server knows up to ${schemaVersion}`);
