@@ -29,10 +29,6 @@ export class Hub {
     return this.#size;
   }
 
-  users(): IterableIterator<number> {
-    return this.#users.keys();
-  }
-
   peers(): Generator<Peer> {
     return (function* (users) {
       for (const set of users.values()) yield* set;

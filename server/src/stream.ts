@@ -404,7 +404,6 @@ export function refuse(socket: Duplex, status: number, code: ErrorCode, message:
 
 export interface Stream {
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
-  sessions(): Iterable<Session>;
   /** Closes every socket with 4000 in batches; resolves when all are closed. */
   closeAll(): Promise<void>;
   stop(): void;
@@ -482,7 +481,6 @@ export function createStream(deps: StreamDeps): Stream {
 
   return {
     handleUpgrade,
-    sessions: () => sessions,
     async closeAll() {
       const all = [...sessions];
       const closed = all.map((s) => (s.ws.readyState === WebSocket.CLOSED ? Promise.resolve() : once(s.ws, 'close').then(() => undefined)));
