@@ -25,7 +25,7 @@ Benchmarks the Herald server (a child process on loopback, SQLite WAL with synch
 in-process broker, rate limits off) against its targets, next to a bare node:http + ws relay.
 Run it on an otherwise idle machine: the load generator shares the CPU with the server.
 
-Scenarios (default: all three, about 4 minutes):
+Scenarios (default: all three, about 2½ minutes):
   throughput   targeted notifications/s with every device receiving: single and batch publishes
   latency      publish → deliver p50/p95/p99, open loop, at half the single-publish throughput
   memory       server RSS per idle authenticated connection, at 15,000 connections
