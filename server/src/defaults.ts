@@ -51,6 +51,19 @@ export const defaults = {
   /** Per-token publishes (app and admin tokens): sustained per second, and burst. */
   publishRate: { perSecond: 2_000, burst: 10_000 },
 
+  /** Publishes committed in one group-commit transaction at most: amortizes one fsync over many publishes while keeping a commit short. */
+  groupCommitMax: 512,
+  /** Milliseconds a SQLite statement waits for another connection's lock (a CLI or backup tool on the same file) before failing. */
+  sqliteBusyTimeoutMs: 5_000,
+  /** Milliseconds an `Idempotency-Key` is remembered. */
+  idempotencyWindowMs: 24 * 60 * 60 * 1000,
+  /** WAL pages (4 KiB) at which an in-thread store checkpoints as it commits: a hot page is copied back once per checkpoint. */
+  walAutocheckpointPages: 4_000,
+  /** WAL pages at which the threaded store's writer checkpoints by itself: only if the checkpointer falls far behind (256 MiB). */
+  writerCheckpointPages: 65_536,
+  /** Milliseconds between PASSIVE checkpoints on the threaded store's checkpointer thread. */
+  checkpointIntervalMs: 1_000,
+
   /** Lifetime of device tokens created without `expiresIn`, seconds; 0 means no expiry. */
   deviceTokenTtl: 0,
 } as const;

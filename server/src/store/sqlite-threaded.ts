@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { defaults } from '../defaults.js';
 import { openSqliteStore, type SqliteStoreOptions } from './sqlite.js';
 import type { Store } from './store.js';
 
@@ -33,10 +34,6 @@ export interface Call {
 export type Reply = { id: number; result: unknown } | { id: number; error: string };
 export type WorkerData = { role: 'writer'; options: SqliteStoreOptions } | { role: 'checkpointer'; options: SqliteStoreOptions; intervalMs: number };
 
-/** Milliseconds between checkpoints on the checkpointer thread. */
-const checkpointIntervalMs = 1_000;
-/** WAL pages at which the writer checkpoints by itself: only if the checkpointer falls far behind (256 MiB). */
-const writerCheckpointPages = 65_536;
 
 /** URL of tsx's ESM register API, resolved through its package exports (require.resolve would give the CJS build). */
 function tsxEsmApi(): string {
@@ -73,8 +70,8 @@ function spawnWorker(workerData: WorkerData): Worker {
 export async function openThreadedSqliteStore(options: SqliteStoreOptions): Promise<Store> {
   // Opening here first creates or migrates the schema before the writer starts, so the two never race for it.
   const reader = openSqliteStore(options);
-  const worker = await startWorker({ role: 'writer', options: { ...options, walAutocheckpointPages: writerCheckpointPages } });
-  const checkpointer = await startWorker({ role: 'checkpointer', options, intervalMs: checkpointIntervalMs });
+  const worker = await startWorker({ role: 'writer', options: { ...options, walAutocheckpointPages: defaults.writerCheckpointPages } });
+  const checkpointer = await startWorker({ role: 'checkpointer', options, intervalMs: defaults.checkpointIntervalMs });
 
   const pending = new Map<number, { resolve: (value: unknown) => void; reject: (error: Error) => void }>();
   let nextId = 1;

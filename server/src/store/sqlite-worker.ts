@@ -5,6 +5,7 @@
 //   stalls the writer (a PASSIVE checkpoint runs alongside new commits).
 import Database from 'better-sqlite3';
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
+import { defaults } from '../defaults.js';
 import { openSqliteStore } from './sqlite.js';
 import type { Store } from './store.js';
 import type { Call, Reply, WorkerData } from './sqlite-threaded.js';
@@ -35,7 +36,7 @@ const port = parentPort;
 if (!port) throw new Error('sqlite-worker.ts runs as a worker thread');
 const data = workerData as WorkerData;
 if (data.role === 'checkpointer') {
-  const db = new Database(data.options.file, { timeout: 5_000 });
+  const db = new Database(data.options.file, { timeout: defaults.sqliteBusyTimeoutMs });
   setInterval(() => db.pragma('wal_checkpoint(PASSIVE)'), data.intervalMs);
 } else {
   serveWrites(port, openSqliteStore(data.options));

@@ -1,4 +1,5 @@
 import Database from 'better-sqlite3';
+import { defaults } from '../defaults.js';
 import type { Action, PublishRequest, Target } from '@herald/protocol';
 import type {
   Delivery,
@@ -27,20 +28,15 @@ export interface SqliteStoreOptions {
    */
   synchronous?: 'full' | 'normal';
   /**
-   * WAL size (pages of 4 KiB) at which a commit also checkpoints. Default 4000 (16 MiB): a hot page is copied back
-   * once per checkpoint. The threaded store raises it to a safety valve and checkpoints on a thread of its own.
+   * WAL size (pages of 4 KiB) at which a commit also checkpoints. Default `defaults.walAutocheckpointPages` (16 MiB).
+   * The threaded store raises it to a safety valve and checkpoints on a thread of its own.
    */
   walAutocheckpointPages?: number;
   /** Largest number of publishes (count) committed in one group-commit transaction. Default 512; a full group commits at once instead of at the next event-loop turn. */
   groupCommitMax?: number;
 }
 
-/** Default of {@link SqliteStoreOptions.groupCommitMax}, publishes per transaction: amortizes one fsync over many publishes while keeping a commit short. */
-const defaultGroupCommitMax = 512;
-/** Milliseconds a statement waits for another connection's lock (a CLI or backup tool on the same file) before failing. */
-const busyTimeoutMs = 5_000;
-/** Milliseconds an `Idempotency-Key` is remembered. */
-const idempotencyWindowMs = 24 * 60 * 60 * 1000;
+const { groupCommitMax: defaultGroupCommitMax, sqliteBusyTimeoutMs: busyTimeoutMs, idempotencyWindowMs } = defaults;
 /** Priority of a publish that names none (contract v1). */
 const defaultPriority = 3;
 /** Version of the schema below, kept in `PRAGMA user_version`. */
@@ -309,7 +305,7 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
     db.pragma('journal_mode = WAL');
     db.pragma(`synchronous = ${synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
     db.pragma('foreign_keys = ON');
-    db.pragma(`wal_autocheckpoint = ${Math.trunc(options.walAutocheckpointPages ?? 4000)}`);
+    db.pragma(`wal_autocheckpoint = ${Math.trunc(options.walAutocheckpointPages ?? defaults.walAutocheckpointPages)}`);
     const version = db.pragma('user_version', { simple: true }) as number;
     if (version > schemaVersion) {
       throw new Error(`${options.file} has schema version ${version}; this server knows up to ${schemaVersion}`);
