@@ -63,6 +63,8 @@ function looksLikeJwt(token: string): boolean {
 export class AuthService {
   /** By token hash: the record, and for device tokens the user, so a connect costs no query. */
   readonly #cache = new Map<string, { record: TokenRecord; user?: { id: number; name: string } }>();
+  /** The last token hashed on each keep-alive connection; gone with the connection. */
+  readonly #connectionHashes = new WeakMap<object, { token: string; hash: string }>();
   readonly #adminHash: Buffer | undefined;
   readonly #jwtKey: Uint8Array | JWTVerifyGetKey | undefined;
 
@@ -77,10 +79,13 @@ export class AuthService {
     else if (jwt?.jwksUrl !== undefined) this.#jwtKey = createRemoteJWKSet(new URL(jwt.jwksUrl));
   }
 
-  /** The principal for a token, or undefined when it is unknown, revoked or expired. */
-  async authenticate(token: string): Promise<Principal | undefined> {
+  /**
+   * The principal for a token, or undefined when it is unknown, revoked or expired. `connection` (a keep-alive
+   * socket) lets its later requests with the same token skip hashing it again.
+   */
+  async authenticate(token: string, connection?: object): Promise<Principal | undefined> {
     if (looksLikeJwt(token)) return this.#verifyJwt(token);
-    const hash = hashToken(token);
+    const hash = this.#hashFor(token, connection);
     if (this.#adminHash && timingSafeEqual(Buffer.from(hash, 'hex'), this.#adminHash)) return { kind: 'admin', tokenId: 'env-admin' };
     let entry = this.#cache.get(hash);
     if (!entry) {
@@ -100,6 +105,14 @@ export class AuthService {
       case 'device':
         return user && { kind: 'device', tokenId: record.id, user, expiresAt: record.expiresAt };
     }
+  }
+
+  #hashFor(token: string, connection: object | undefined): string {
+    const known = connection && this.#connectionHashes.get(connection);
+    if (known?.token === token) return known.hash;
+    const hash = hashToken(token);
+    if (connection) this.#connectionHashes.set(connection, { token, hash });
+    return hash;
   }
 
   /** Forgets a revoked token, so that its next use goes to the store and fails. */

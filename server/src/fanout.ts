@@ -53,9 +53,8 @@ export function notificationFrame(seq: number, read: boolean, topic: string | nu
 
 /** Sends stored deliveries to live devices through the broker. */
 export function createFanout(broker: Broker, metrics: Metrics): (fanout: Fanout) => void {
-  return ({ notification, deliveries }) => {
+  return ({ notification, deliveries, shared = sharedFields(notification) }) => {
     if (deliveries.length === 0) return;
-    const shared = sharedFields(notification);
     const messages: UserMessage[] = deliveries.map((d) => ({
       user: d.user,
       seq: d.seq,

@@ -16,7 +16,7 @@ export function createGuard(auth: AuthService, authFailures: RateLimiter | undef
     if (wait > 0) throw new HeraldError('rate_limited', 'too many failed authentications', { 'retry-after': String(Math.ceil(wait / 1000)) });
     const token = bearerToken(ctx.req);
     if (token === undefined) throw new HeraldError('unauthorized', 'send Authorization: Bearer <token>', { 'www-authenticate': 'Bearer' });
-    const principal = await auth.authenticate(token);
+    const principal = await auth.authenticate(token, ctx.req.socket);
     if (!principal) {
       authFailures?.take(ctx.ip);
       throw new HeraldError('unauthorized', 'invalid, expired or revoked token', { 'www-authenticate': 'Bearer' });

@@ -7,8 +7,16 @@ import Database from 'better-sqlite3';
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { defaults } from '../defaults.js';
 import { openSqliteStore } from './sqlite.js';
-import type { Store } from './store.js';
+import { sharedFields } from '../fanout.js';
+import type { PublishOutcome, Store } from './store.js';
 import type { Call, Reply, WorkerData } from './sqlite-threaded.js';
+
+/** Serializes the frames' shared JSON here, off the serving thread, for every outcome that goes out live. */
+function withShared(result: unknown): unknown {
+  const outcomes = Array.isArray(result) ? (result as PublishOutcome[]) : [result as PublishOutcome];
+  for (const outcome of outcomes) if (outcome.ok && outcome.deliveries.length > 0) outcome.shared = sharedFields(outcome.notification);
+  return result;
+}
 
 function serveWrites(port: MessagePort, store: Store): void {
   let replies: Reply[] = [];
@@ -25,7 +33,7 @@ function serveWrites(port: MessagePort, store: Store): void {
     for (const { id, method, args } of calls) {
       const fn = store[method].bind(store) as (...a: unknown[]) => Promise<unknown>;
       fn(...args).then(
-        (result) => reply({ id, result }),
+        (result) => reply({ id, result: method === 'publish' || method === 'publishBatch' || method === 'releaseDue' ? withShared(result) : result }),
         (error: unknown) => reply({ id, error: error instanceof Error ? error.message : String(error) }),
       );
     }

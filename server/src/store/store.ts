@@ -88,6 +88,8 @@ export type PublishOutcome =
       duplicate: boolean;
       notification: StoredNotification;
       deliveries: Delivery[];
+      /** The notification frame's shared JSON (fanout.ts `sharedFields`), when the store thread made it already. */
+      shared?: string;
     }
   | { ok: false; code: 'unknown_user'; users: string[]; index?: number }
   | { ok: false; code: 'idempotency_key_reused'; index?: number };
