@@ -5,30 +5,20 @@
  * time the HTTP request was written; the same figure measured from the scheduled time is reported too, and
  * so is how late the sender was against its schedule, so the reader can see the generator kept up.
  */
-import type { ConfigInput } from '../server/src/index.js';
 import type { Device } from './device.js';
 import { startCpuMeter, type CpuShare } from './proc.js';
 import { openConnections, postRequest, type Connection } from './http-load.js';
 import { numberOf, singleBody } from './payload.js';
-import { connectUsers, startServer, type Target } from './servers.js';
+import { connectUsers, startServer, type ScenarioOptions, type Target } from './servers.js';
 import { distribution, progress, rounded, sorted, thousands, waitFor, type Distribution } from './stats.js';
 
-export interface LatencyOptions {
-  target: Target;
+/**
+ * Connections are used in turn so none sits idle into the server's keep-alive timeout; a publish that finds
+ * all of them busy waits for one (and is late).
+ */
+export interface LatencyOptions extends ScenarioOptions {
   /** Publishes per second. */
   rate: number;
-  /**
-   * Keep-alive publishing connections, used in turn so none sits idle into the server's keep-alive timeout;
-   * a publish that finds all of them busy waits for one (and is late).
-   */
-  connections: number;
-  users: number;
-  /** Publishes in the first `warmupMs` are sent but not counted. */
-  warmupMs: number;
-  durationMs: number;
-  /** Herald settings over the bench defaults (e.g. `sqliteSynchronous`). */
-  config?: ConfigInput;
-  profileDir?: string;
 }
 
 export interface LatencyResult {

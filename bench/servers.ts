@@ -12,6 +12,22 @@ import { connectDevices, signJwt, type Device, type DeviceOptions } from './devi
 
 export type Target = 'herald' | 'baseline';
 
+/** What every publishing scenario (throughput, latency) is run with. */
+export interface ScenarioOptions {
+  target: Target;
+  /** Keep-alive publishing connections. */
+  connections: number;
+  /** Users, one connected device each; notification n goes to user n % users. */
+  users: number;
+  /** Publishes in the first `warmupMs` are sent but not counted. */
+  warmupMs: number;
+  durationMs: number;
+  /** Herald settings over the bench defaults (e.g. `sqliteSynchronous`). */
+  config?: ConfigInput;
+  /** Directory for the server's `--cpu-prof` output, when profiling. */
+  profileDir?: string;
+}
+
 export interface ServerOptions {
   /** Extra Herald settings, over the bench defaults below. */
   config?: ConfigInput;

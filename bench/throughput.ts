@@ -9,7 +9,7 @@ import type { Device } from './device.js';
 import { startCpuMeter, type CpuShare } from './proc.js';
 import { openConnections, postRequest, type Connection } from './http-load.js';
 import { batchBody, singleBody } from './payload.js';
-import { connectUsers, startServer, type Target } from './servers.js';
+import { connectUsers, startServer, type ScenarioOptions, type Target } from './servers.js';
 import { distribution, progress, rounded, sorted, thousands, waitFor, type Distribution } from './stats.js';
 
 export type PublishMode = 'single' | 'batch';
@@ -17,19 +17,9 @@ export type PublishMode = 'single' | 'batch';
 /** Notifications per `POST /v1/notifications/batch` (the contract's maximum). */
 export const batchSize = 100;
 
-export interface ThroughputOptions {
-  target: Target;
+/** Each connection has one request in flight. */
+export interface ThroughputOptions extends ScenarioOptions {
   mode: PublishMode;
-  /** Keep-alive publishing connections, each with one request in flight. */
-  connections: number;
-  /** Users, one connected device each; notification n goes to user n % users. */
-  users: number;
-  warmupMs: number;
-  durationMs: number;
-  /** Herald settings over the bench defaults (e.g. `sqliteSynchronous`). */
-  config?: ConfigInput;
-  /** Directory for the server's `--cpu-prof` output, when profiling. */
-  profileDir?: string;
 }
 
 export interface ThroughputResult {
