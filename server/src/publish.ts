@@ -1,9 +1,10 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { ParseError, parseUnknown, publishBatchRequest, publishFieldCodes, publishRequest, type PublishRequest } from '@herald/protocol';
 import type { Principal } from './auth.js';
 import type { Broker } from './broker/broker.js';
 import type { Config } from './config.js';
 import { HeraldError } from './errors.js';
+import { notificationId } from './ids.js';
 import { userFrame } from './fanout.js';
 import type { Guard } from './guard.js';
 import { readJson, type Context, type Router } from './http.js';
@@ -108,7 +109,7 @@ export function registerPublish(router: Router, deps: PublishDeps): void {
     const key = idempotencyKey(ctx);
     const request = parsePublish(await readJson(ctx.req, deps.config.maxBodyBytes));
     checkTopics(publisher, request);
-    const input: PublishInput = { id: randomUUID(), request, publisher: publisher.tokenId, now: now() };
+    const input: PublishInput = { id: notificationId(), request, publisher: publisher.tokenId, now: now() };
     if (key !== undefined) input.idempotency = { key, hash: requestHash(request) };
     const outcome = await commit(store.publish(input));
     if (!outcome.ok) throw outcomeError(outcome);
@@ -125,7 +126,7 @@ export function registerPublish(router: Router, deps: PublishDeps): void {
       const where = `notifications[${index}]: `;
       const request = parsePublish(item, where);
       checkTopics(publisher, request, where);
-      const input: PublishInput = { id: randomUUID(), request, publisher: publisher.tokenId, now: at };
+      const input: PublishInput = { id: notificationId(), request, publisher: publisher.tokenId, now: at };
       if (key !== undefined) input.idempotency = { key: `${key}#${index}`, hash: requestHash(request) };
       return input;
     });

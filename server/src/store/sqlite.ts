@@ -69,7 +69,7 @@ CREATE TABLE IF NOT EXISTS subscriptions (
   PRIMARY KEY (user_id, topic)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS subscriptions_topic ON subscriptions(topic, user_id);
--- nid: compact, ascending key for inbox rows; ids are random UUIDs, which would scatter index writes.
+-- nid: compact, ascending key for inbox rows (an id is a 36-character UUIDv7 string).
 CREATE TABLE IF NOT EXISTS notifications (
   nid INTEGER PRIMARY KEY,
   id TEXT NOT NULL UNIQUE,
