@@ -3,3 +3,5 @@ export * from './limits.js';
 export * from './notification.js';
 export * from './frames.js';
 export * from './parse.js';
+export * from './bridge.js';
+export * from './backoff.js';
