@@ -7,6 +7,8 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    // A private D-Bus session with gnome-keyring on Linux, so the vault tests use a real Secret Service.
+    globalSetup: ['./test/keychain-setup.ts'],
     // The JSON report lets .ci/run refuse skips other than the Electron-binary ones.
     reporters: ['default', ['json', { outputFile: 'test-results/vitest.json' }]],
   },
