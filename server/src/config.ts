@@ -48,6 +48,11 @@ export const configSchema = z
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     /** SQLite `synchronous`: `full` survives power loss; `normal` survives process crashes only. */
     sqliteSynchronous: z.enum(['full', 'normal']).default('full'),
+    /**
+     * Directory of the built web inbox served at `/`. Unset: `dist/web` next to the bundled server, or
+     * `<repo>/dist/renderer` when running from source (web.ts).
+     */
+    webRoot: z.string().min(1).optional(),
 
     maxPayload: z.int().min(1024).default(defaults.maxPayload),
     maxBodyBytes: z.int().min(1024).default(defaults.maxBodyBytes),

@@ -64,6 +64,9 @@ export const defaults = {
   /** Milliseconds between PASSIVE checkpoints on the threaded store's checkpointer thread. */
   checkpointIntervalMs: 1_000,
 
+  /** `max-age` of the web inbox's hashed assets, seconds. A year: a new build gives them new names. */
+  webAssetMaxAge: 365 * 24 * 60 * 60,
+
   /** Lifetime of device tokens created without `expiresIn`, seconds; 0 means no expiry. */
   deviceTokenTtl: 0,
 } as const;

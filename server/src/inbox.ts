@@ -15,6 +15,7 @@ const inboxQuery = z.object({
   limit: z.coerce.number().int().min(1).max(Limits.pageMax).default(50),
   unread: z.enum(['0', '1', 'true', 'false']).optional(),
   topic: topicName.optional(),
+  minPriority: z.coerce.number().int().min(1).max(5).optional(),
   q: z.string().min(1).max(256).optional(),
 });
 
@@ -67,10 +68,10 @@ export function registerInbox(router: Router, deps: InboxDeps): void {
       const code = field === 'topic' ? 'invalid_topic' : field === 'before' ? 'invalid_cursor' : 'invalid_request';
       throw new HeraldError(code, `${String(field)}: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
     }
-    const { before, limit, unread, topic, q } = parsed.data;
+    const { before, limit, unread, topic, minPriority, q } = parsed.data;
     const page = await store.inbox(
       user.id,
-      { limit, unreadOnly: unread === '1' || unread === 'true', ...(before === undefined ? {} : { before }), ...(topic === undefined ? {} : { topic }), ...(q === undefined ? {} : { q }) },
+      { limit, unreadOnly: unread === '1' || unread === 'true', ...(before === undefined ? {} : { before }), ...(topic === undefined ? {} : { topic }), ...(minPriority === undefined ? {} : { minPriority }), ...(q === undefined ? {} : { q }) },
       now(),
     );
     return { status: 200, body: { items: page.items.map(toWire), head: page.head, unread: page.unread } };

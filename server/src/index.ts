@@ -23,6 +23,7 @@ import { startScheduler } from './scheduler.js';
 import { openThreadedSqliteStore } from './store/sqlite-threaded.js';
 import type { Store } from './store/store.js';
 import { createStream, refuse } from './stream.js';
+import { registerWeb } from './web.js';
 
 export { resolveConfig, type Config, type ConfigInput } from './config.js';
 
@@ -92,7 +93,7 @@ export async function createServer(config: Config, overrides: Partial<ServerDeps
   const fanout = createFanout(broker, metrics);
   const router = new Router();
   router
-    .add('GET', '/healthz', () => ({ status: 200, body: { status: 'ok' } }))
+    .add('GET', '/healthz', () => ({ status: 200, body: { status: 'ok', service: 'herald' } }))
     .add('GET', '/readyz', async () => {
       const [storeOk, brokerOk] = await Promise.all([store.ping().catch(() => false), broker.ping().catch(() => false)]);
       const ready = storeOk && brokerOk;
@@ -107,6 +108,7 @@ export async function createServer(config: Config, overrides: Partial<ServerDeps
   registerPublish(router, { ...deps, fanout, publishLimit: limits?.publish });
   registerInbox(router, deps);
   registerLogin(router, { config, store, limit: limits?.login, now });
+  registerWeb(router, { config });
 
   const stream = createStream({ config, store, broker, auth, hub, metrics, logger, limits, now });
   const scheduler = startScheduler({ config, store, fanout, logger, now });

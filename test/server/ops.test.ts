@@ -28,7 +28,7 @@ describe('operations', () => {
     await client.next('synced');
     await publish(t, { to: { users: ['alice'] }, title: 'x' });
     await client.next('notification');
-    expect(await t.api('GET', '/healthz', { token: '' })).toEqual({ status: 200, body: { status: 'ok' } });
+    expect(await t.api('GET', '/healthz', { token: '' })).toEqual({ status: 200, body: { status: 'ok', service: 'herald' } });
     expect(await t.api('GET', '/readyz', { token: '' })).toEqual({ status: 200, body: { status: 'ready', store: true, broker: true } });
     const metrics = await (await fetch(`${t.url}/metrics`)).text();
     expect(metrics).toMatch(/^herald_connections 1$/m);

@@ -180,6 +180,7 @@ interface InboxParams {
   now: number;
   unreadOnly: number;
   topic: string | null;
+  minPriority: number | null;
   q: string | null;
 }
 
@@ -388,6 +389,7 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
        AND (i.expires_at IS NULL OR i.expires_at > @now)
        AND (@unreadOnly = 0 OR i.read = 0)
        AND (@topic IS NULL OR i.topic = @topic)
+       AND (@minPriority IS NULL OR n.priority >= @minPriority)
        AND (@q IS NULL OR n.title LIKE @q ESCAPE '\\' OR n.body LIKE @q ESCAPE '\\')
      ORDER BY i.seq DESC LIMIT @limit`,
   );
@@ -753,6 +755,7 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
           now,
           unreadOnly: query.unreadOnly === true ? 1 : 0,
           topic: query.topic ?? null,
+          minPriority: query.minPriority ?? null,
           q: query.q === undefined || query.q === '' ? null : likePattern(query.q),
         });
         return { items: rows.map(toItem), head: headOf.get(user) ?? 0, unread: unreadCount.get(user, now) ?? 0 };

@@ -103,6 +103,8 @@ export interface InboxQuery {
   limit: number;
   unreadOnly?: boolean;
   topic?: string;
+  /** Only priorities at or above this, 1–5. */
+  minPriority?: number;
   /** Case-insensitive substring of title or body. */
   q?: string;
 }

@@ -1,0 +1,48 @@
+import type { BridgeState, HeraldBridge } from '@herald/protocol';
+import { InboxView } from './inbox-view.js';
+import { showLogin } from './login-view.js';
+
+/**
+ * The window: the sign-in form while the bridge is signed out, the inbox otherwise. Desktop and web alike;
+ * only the bridge differs.
+ */
+export function mountApp(root: HTMLElement, bridge: HeraldBridge): void {
+  let inbox: InboxView | undefined;
+  let showingLogin = false;
+  let wasSignedIn = false;
+  let leaving = false;
+
+  const onState = (state: BridgeState) => {
+    if (state.connection === 'signed-out') {
+      inbox?.destroy();
+      inbox = undefined;
+      if (showingLogin) return;
+      showingLogin = true;
+      const ended = wasSignedIn && !leaving;
+      leaving = false;
+      showLogin({
+        root,
+        askServer: bridge.kind === 'desktop',
+        ...(ended ? { message: 'Your sign-in has ended. Sign in again.' } : {}),
+        signIn: (request) => bridge.signIn(request),
+      });
+      return;
+    }
+    wasSignedIn = true;
+    if (inbox) return;
+    showingLogin = false;
+    inbox = new InboxView({
+      bridge,
+      root,
+      initialState: state,
+      onSignOut: () => {
+        leaving = true;
+        void bridge.signOut();
+      },
+    });
+  };
+
+  bridge.onState(onState);
+  // Subscribed: the desktop app now sends its held-back events (the state first); the web bridge opens its stream.
+  void bridge.ready();
+}
