@@ -14,7 +14,7 @@ import { createSession, type Session } from './session.js';
 import { openSettings, type SettingsStore } from './settings.js';
 import { ToastPolicy } from './toast-policy.js';
 import { createToaster } from './toasts.js';
-import { createTray, doNotDisturbUntil, trayView, type TrayIcon } from './tray.js';
+import { createTray, doNotDisturbUntil, trayView, unreadDot, type TrayIcon } from './tray.js';
 import { openCursorStore } from './cursor.js';
 import { createVault } from './vault.js';
 import { createWindow } from './windows.js';
@@ -56,7 +56,8 @@ function setupHistoryWindow(events: EventQueue) {
     }
     if (seq !== undefined) events.send('event:focusItem', seq);
   };
-  return { open, contents: () => (window === undefined || window.isDestroyed() ? undefined : window.webContents) };
+  const current = () => (window === undefined || window.isDestroyed() ? undefined : window);
+  return { open, window: current, contents: () => current()?.webContents };
 }
 
 function setupToasts(settings: SettingsStore, openHistory: (seq?: number) => void) {
@@ -68,11 +69,14 @@ function setupToasts(settings: SettingsStore, openHistory: (seq?: number) => voi
   );
 }
 
-function setupTray(settings: SettingsStore, session: Session, openHistory: () => void, quit: () => void) {
+function setupTray(settings: SettingsStore, session: Session, history: ReturnType<typeof setupHistoryWindow>, quit: () => void) {
+  const openHistory = () => history.open();
+  const dot = nativeImage.createFromBitmap(unreadDot(16), { width: 16, height: 16 });
+  const setOverlay = (unread: number) => history.window()?.setOverlayIcon(unread > 0 ? dot : null, unread > 0 ? `${unread} unread` : '');
   const image = (icon: TrayIcon) => nativeImage.createFromPath(join(appRoot, 'assets/tray', process.platform === 'darwin' ? `${icon}Template.png` : `${icon}.png`));
   const view = () => trayView({ connection: session.state().connection, unread: session.state().unread, doNotDisturbUntil: settings.get().doNotDisturbUntil, now: Date.now() });
   const tray = createTray(
-    { Tray, Menu, image, setBadgeCount: (count) => app.setBadgeCount(count), platform: process.platform },
+    { Tray, Menu, image, setBadgeCount: (count) => app.setBadgeCount(count), ...(process.platform === 'win32' ? { setOverlay } : {}), platform: process.platform },
     {
       openHistory,
       doNotDisturb: (choice) => {
@@ -156,7 +160,7 @@ async function main(): Promise<void> {
     toasts.close();
     void session.close().finally(() => app.quit());
   };
-  const tray = setupTray(settings, session, () => history.open(), quit);
+  const tray = setupTray(settings, session, history, quit);
   stateChanges.on('change', () => tray.update());
   setupIpc(session, settings, history, events);
   setupPowerEvents(session);

@@ -79,6 +79,24 @@ export function trayMenu(view: TrayView, actions: TrayActions): MenuItemConstruc
   ];
 }
 
+/**
+ * A red dot on transparency, `size`×`size` BGRA pixels (the layout of `nativeImage.createFromBitmap`): the
+ * unread mark Windows shows over the taskbar button, where there is no badge count.
+ */
+export function unreadDot(size = 16): Buffer {
+  const pixels = Buffer.alloc(size * size * 4);
+  const centre = (size - 1) / 2;
+  const radius = size / 2 - 0.5;
+  for (let y = 0; y < size; y++) {
+    for (let x = 0; x < size; x++) {
+      // Coverage of the pixel by the disc, smoothed over one pixel at the edge.
+      const alpha = Math.max(0, Math.min(1, radius + 0.5 - Math.hypot(x - centre, y - centre)));
+      pixels.set([0x30, 0x30, 0xdc, Math.round(alpha * 255)], (y * size + x) * 4);
+    }
+  }
+  return pixels;
+}
+
 export interface TrayKit {
   Tray: new (image: NativeImage) => Tray;
   Menu: Pick<typeof Menu, 'buildFromTemplate'>;
@@ -86,6 +104,8 @@ export interface TrayKit {
   image: (icon: TrayIcon) => NativeImage;
   /** Sets the count on the dock or launcher badge where the platform has one; returns false where it has none. */
   setBadgeCount: (count: number) => boolean;
+  /** Windows: marks the taskbar button while anything is unread (see `unreadDot`). */
+  setOverlay?: (unread: number) => void;
   platform: NodeJS.Platform;
 }
 
@@ -96,7 +116,9 @@ export function createTray(kit: TrayKit, actions: TrayActions, initial: TrayView
     tray.setImage(kit.image(view.icon));
     tray.setToolTip(view.tooltip);
     if (kit.platform === 'darwin') tray.setTitle(view.title);
-    kit.setBadgeCount(view.title === '' ? 0 : Number.parseInt(view.title, 10));
+    const unread = view.title === '' ? 0 : Number.parseInt(view.title, 10);
+    kit.setBadgeCount(unread);
+    kit.setOverlay?.(unread);
     tray.setContextMenu(kit.Menu.buildFromTemplate(trayMenu(view, actions)));
   }
   update(initial);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { doNotDisturbUntil, trayMenu, trayView, type TrayActions } from '../../main/tray.js';
+import { doNotDisturbUntil, trayMenu, trayView, unreadDot, type TrayActions } from '../../main/tray.js';
 
 const now = new Date(2026, 10, 26, 22, 15).getTime();
 
@@ -54,5 +54,18 @@ describe('trayMenu', () => {
     expect(called).toEqual(['history', 'dnd:1h', 'dnd:tomorrow', 'dnd:off', 'settings', 'sign-out', 'quit']);
     const notInDnd = trayMenu(trayView({ connection: 'connected', unread: 0, doNotDisturbUntil: null, now }), actions);
     expect((notInDnd[1]?.submenu as typeof menu)[2]?.enabled).toBe(false);
+  });
+});
+
+describe('unreadDot', () => {
+  it('is an opaque red disc on transparency, in BGRA', () => {
+    const size = 16;
+    const dot = unreadDot(size);
+    const pixel = (x: number, y: number) => [...dot.subarray((y * size + x) * 4, (y * size + x) * 4 + 4)];
+    expect(dot).toHaveLength(size * size * 4);
+    expect(pixel(8, 8)).toEqual([0x30, 0x30, 0xdc, 255]);
+    expect(pixel(0, 0)[3]).toBe(0);
+    expect(pixel(15, 15)[3]).toBe(0);
+    expect(pixel(0, 8)[3]).toBeGreaterThan(100);
   });
 });
