@@ -28,11 +28,13 @@ export const apiErrorText: Record<ApiErrorCode, string> = {
   bad_response: 'The server sent an answer this app does not understand.',
 };
 
-/** An http(s) server URL reduced to its origin plus path, without a trailing slash; throws `invalid_url`. */
+/** An http(s) server URL (https when the scheme is left out) reduced to its origin plus path, without a trailing slash; throws `invalid_url`. */
 export function normalizeServerUrl(raw: string): string {
   let url: URL;
+  const text = raw.trim();
   try {
-    url = new URL(raw.trim());
+    // People type host names; an address without a scheme means https.
+    url = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(text) ? text : `https://${text}`);
   } catch {
     throw new ApiError('invalid_url', apiErrorText.invalid_url);
   }

@@ -11,6 +11,8 @@ export function mountApp(root: HTMLElement, bridge: HeraldBridge): void {
   let showingLogin = false;
   let wasSignedIn = false;
   let leaving = false;
+  /** An item main asked to show before the inbox was there (a toast click opening the window). */
+  let pendingFocus: number | undefined;
 
   const onState = (state: BridgeState) => {
     if (state.connection === 'signed-out') {
@@ -18,6 +20,7 @@ export function mountApp(root: HTMLElement, bridge: HeraldBridge): void {
       inbox = undefined;
       if (showingLogin) return;
       showingLogin = true;
+      pendingFocus = undefined;
       const ended = wasSignedIn && !leaving;
       leaving = false;
       showLogin({
@@ -40,9 +43,16 @@ export function mountApp(root: HTMLElement, bridge: HeraldBridge): void {
         void bridge.signOut();
       },
     });
+    if (pendingFocus !== undefined) void inbox.focusItem(pendingFocus);
+    pendingFocus = undefined;
   };
 
   bridge.onState(onState);
+  // Subscribed before `ready()`: main flushes a toast click's item together with the first state.
+  bridge.onFocusItem((seq) => {
+    if (inbox) void inbox.focusItem(seq);
+    else pendingFocus = seq;
+  });
   // Subscribed: the desktop app now sends its held-back events (the state first); the web bridge opens its stream.
   void bridge.ready();
 }

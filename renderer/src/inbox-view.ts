@@ -4,6 +4,7 @@ import { h } from './dom.js';
 import { isFiltered, matchesQuery, noFilters, toQuery, type Filters } from './filters.js';
 import { dayKey, dayLabel, timeLabel } from './format.js';
 import { renderItem, setDayHeading, setRead } from './item-view.js';
+import { createSettingsButton } from './settings-view.js';
 import { currentTheme, onSystemThemeChange, toggleTheme } from './theme.js';
 
 export interface InboxViewOptions {
@@ -40,6 +41,7 @@ interface Ui {
   user: HTMLElement;
   dnd: HTMLElement;
   markAll: HTMLButtonElement;
+  theme: HTMLButtonElement;
   banner: HTMLElement;
   toast: HTMLElement;
   topic: HTMLSelectElement;
@@ -103,10 +105,10 @@ export class InboxView {
       this.#bridge.onRead((change) => this.#readChanged(change)),
       this.#bridge.onDeleted((seqs) => this.#deleted(seqs)),
       this.#bridge.onState((state) => this.#stateChanged(state)),
-      this.#bridge.onFocusItem((seq) => void this.#focusItem(seq)),
     ];
     if (options.initialState) this.#stateChanged(options.initialState);
     this.ready = this.#reload();
+    void this.#addSettings();
   }
 
   destroy(): void {
@@ -175,7 +177,7 @@ export class InboxView {
     feed.addEventListener('keydown', (event) => this.#onKey(event), { signal });
     feed.addEventListener('animationend', (event) => (event.target as Element).classList.remove('fresh'), { signal });
 
-    return { unread, user, dnd, markAll, banner, toast, topic, filters, notice, feed, sentinel, loading, end, list };
+    return { unread, user, dnd, markAll, theme, banner, toast, topic, filters, notice, feed, sentinel, loading, end, list };
   }
 
   // Loading.
@@ -385,18 +387,40 @@ export class InboxView {
     }
   }
 
-  /** A toast was clicked: show that item, clearing the filters when they hide it. */
-  async #focusItem(seq: number): Promise<void> {
-    if (!this.#items.has(seq) && isFiltered(this.#filters)) {
+  /**
+   * A toast was clicked: scroll to that item and focus it, clearing the filters when they hide it. Waits for the
+   * first page, since the window may have been opened by that very click.
+   */
+  async focusItem(seq: number): Promise<void> {
+    await this.ready;
+    if (!this.#items.has(seq) && isFiltered(this.#filters) && !this.#abort.signal.aborted) {
       this.#filters = { ...noFilters };
       this.#ui.filters.reset();
       await this.#reload();
     }
+    if (this.#abort.signal.aborted) return;
     const element = this.#elements.get(seq);
-    if (!element) return;
+    if (!element) {
+      this.#toast('That notification is no longer in the list.');
+      return;
+    }
     element.scrollIntoView({ block: 'center' });
     element.focus();
     void this.#markRead(seq);
+  }
+
+  /** Desktop: a Settings button in the header. The web inbox has no settings (`getSettings()` is null). */
+  async #addSettings(): Promise<void> {
+    let view;
+    try {
+      view = await this.#bridge.getSettings();
+    } catch {
+      return;
+    }
+    const signal = this.#abort.signal;
+    if (view === null || signal.aborted) return;
+    const onError = (message: string) => this.#toast(message);
+    this.#ui.theme.before(createSettingsButton({ bridge: this.#bridge, host: this.#root, signal, onError }));
   }
 
   #activate(seq: number): void {

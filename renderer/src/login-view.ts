@@ -26,7 +26,7 @@ function explain(result: Extract<SignInResult, { ok: false }>, withToken: boolea
  * (`herald-server token create --user NAME`). Desktop adds the server's address.
  */
 export function showLogin(options: LoginViewOptions): void {
-  const server = options.askServer ? h('input', { id: 'login-server', name: 'server', type: 'url', required: true, placeholder: 'https://herald.example.com', autocomplete: 'url' }) : null;
+  const server = options.askServer ? h('input', { id: 'login-server', name: 'server', type: 'text', inputmode: 'url', spellcheck: 'false', required: true, placeholder: 'https://herald.example.com', autocomplete: 'url' }) : null;
   const name = h('input', { id: 'login-name', name: 'username', autocomplete: 'username', required: true, autocapitalize: 'none', spellcheck: 'false' });
   const password = h('input', { id: 'login-password', name: 'password', type: 'password', autocomplete: 'current-password', required: true });
   const token = h('input', { id: 'login-token', name: 'token', type: 'password', autocomplete: 'off', required: true, disabled: true });

@@ -7,6 +7,7 @@ import Conf from 'conf';
 import keytar from 'keytar';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { BridgeState, Notification } from '@herald/protocol';
+import { normalizeServerUrl } from '../../main/api.js';
 import { openCursorStore } from '../../main/cursor.js';
 import { createSession, type SessionDeps } from '../../main/session.js';
 import { openSettings } from '../../main/settings.js';
@@ -136,5 +137,14 @@ describe('signing in', () => {
     expect(second.session.state().connection).toBe('signed-out');
     expect(await second.deps.vault.read({ server: t.url, user: 'alice' })).toBeNull();
     expect(second.deps.settings.get().accounts).toEqual([]);
+  });
+});
+
+describe('server addresses', () => {
+  it('are reduced to origin and path, with https when the scheme is left out', () => {
+    expect(normalizeServerUrl(' herald.example.com ')).toBe('https://herald.example.com');
+    expect(normalizeServerUrl('http://127.0.0.1:8080/')).toBe('http://127.0.0.1:8080');
+    expect(normalizeServerUrl('https://example.com/herald/')).toBe('https://example.com/herald');
+    for (const bad of ['ftp://example.com', 'javascript:alert(1)', 'https://user:pw@example.com', '']) expect(() => normalizeServerUrl(bad), bad).toThrow();
   });
 });
