@@ -5,18 +5,14 @@
  * file, keychain (the private Secret Service of test/keychain-setup.ts), cursor files and Herald server. Events
  * go back through the real `EventQueue`, as main sends them. Only Electron itself is missing.
  */
-import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
-import { existsSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { readFileSync, readdirSync, rmSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
+import { join } from 'node:path';
 import Conf from 'conf';
 import keytar from 'keytar';
-import { chromium, type Browser, type BrowserContext, type Frame, type Page } from 'playwright-core';
+import { type Browser, type BrowserContext, type Frame, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Notification } from '@herald/protocol';
 import { openCursorStore } from '../../main/cursor.js';
@@ -25,33 +21,14 @@ import { EventQueue, registerIpc } from '../../main/ipc.js';
 import { createSession, type Session } from '../../main/session.js';
 import { openSettings, type SettingsStore } from '../../main/settings.js';
 import { createVault } from '../../main/vault.js';
+import { ensureBuilt, launchChromium, repo } from './browser.js';
 import { publish, startServer, tempDir, type TestServer } from '../helpers.js';
 
-const repo = fileURLToPath(new URL('../..', import.meta.url));
-const builtIndex = join(repo, 'dist/renderer/index.html');
 const password = 'correct horse battery';
 
 // Its own keychain service, on the private Secret Service of test/keychain-setup.ts; emptied in afterAll.
 const service = `Herald-desktop-test-${String(process.pid)}-${randomUUID()}`;
 const vault = createVault({ service });
-
-/** Newest modification time under `dir`, in ms. */
-function newest(dir: string): number {
-  let latest = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    latest = Math.max(latest, entry.isDirectory() ? newest(path) : statSync(path).mtimeMs);
-  }
-  return latest;
-}
-
-/** Builds the renderer with the documented command when the build is missing or older than its sources. */
-async function ensureBuilt(): Promise<void> {
-  const sources = Math.max(newest(join(repo, 'renderer')), newest(join(repo, 'protocol/src')));
-  if (existsSync(builtIndex) && statSync(builtIndex).mtimeMs >= sources) return;
-  const vite = join(dirname(createRequire(import.meta.url).resolve('vite/package.json')), 'bin/vite.js');
-  await promisify(execFile)(process.execPath, [vite, 'build', '--config', 'renderer/vite.config.ts', '--logLevel', 'warn'], { cwd: repo });
-}
 
 /** Every file under `dir`, as text. */
 function filesUnder(dir: string): string[] {
@@ -67,11 +44,7 @@ const cleanups: (() => Promise<void>)[] = [];
 
 beforeAll(async () => {
   await ensureBuilt();
-  const executablePath = existsSync('/usr/bin/chromium') ? '/usr/bin/chromium' : undefined;
-  browser = await chromium.launch({
-    ...(executablePath === undefined ? {} : { executablePath }),
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
-  });
+  browser = await launchChromium();
   server = await startServer({ webRoot: join(repo, 'dist/renderer') });
 });
 

@@ -1,37 +1,14 @@
-import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BrokerFactory } from '../../server/src/broker/broker.js';
 import { createMemoryBroker } from '../../server/src/broker/memory.js';
 import { webContentSecurityPolicy } from '../../server/src/web.js';
+import { builtIndex, ensureBuilt, launchChromium, repo } from './browser.js';
 import { publish, startServer, tempDir, type TestServer } from '../helpers.js';
 
-const repo = fileURLToPath(new URL('../..', import.meta.url));
-const builtIndex = join(repo, 'dist/renderer/index.html');
 const password = 'correct horse battery';
-
-/** Newest modification time under `dir`, in ms. */
-function newest(dir: string): number {
-  let latest = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    latest = Math.max(latest, entry.isDirectory() ? newest(path) : statSync(path).mtimeMs);
-  }
-  return latest;
-}
-
-/** Builds the renderer with the documented command when the build is missing or older than its sources. */
-async function ensureBuilt(): Promise<void> {
-  const sources = Math.max(newest(join(repo, 'renderer')), newest(join(repo, 'protocol/src')));
-  if (existsSync(builtIndex) && statSync(builtIndex).mtimeMs >= sources) return;
-  const vite = join(dirname(createRequire(import.meta.url).resolve('vite/package.json')), 'bin/vite.js');
-  await promisify(execFile)(process.execPath, [vite, 'build', '--config', 'renderer/vite.config.ts', '--logLevel', 'warn'], { cwd: repo });
-}
 
 let browser: Browser;
 let server: TestServer;
@@ -39,11 +16,7 @@ const contexts: BrowserContext[] = [];
 
 beforeAll(async () => {
   await ensureBuilt();
-  const executablePath = existsSync('/usr/bin/chromium') ? '/usr/bin/chromium' : undefined;
-  browser = await chromium.launch({
-    ...(executablePath === undefined ? {} : { executablePath }),
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
-  });
+  browser = await launchChromium();
   server = await startServer();
 });
 
