@@ -1,8 +1,7 @@
 /** What the Chromium tests share: a renderer build no older than its sources, and a headless Chromium. */
 import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { chromium, type Browser } from 'playwright-core';
@@ -20,12 +19,15 @@ function newest(dir: string): number {
   return latest;
 }
 
-/** Builds the renderer with the documented command when the build is missing or older than its sources (a test run on its own). */
+/**
+ * Builds the window (renderer and preload) with `scripts/build-app.mjs` when the build is missing or older than
+ * its sources, as when a test file runs on its own; `npm test` has built it already.
+ */
 export async function ensureBuilt(): Promise<void> {
-  const sources = Math.max(newest(join(repo, 'renderer')), newest(join(repo, 'protocol/src')));
-  if (existsSync(builtIndex) && statSync(builtIndex).mtimeMs >= sources) return;
-  const vite = join(dirname(createRequire(import.meta.url).resolve('vite/package.json')), 'bin/vite.js');
-  await promisify(execFile)(process.execPath, [vite, 'build', '--config', 'renderer/vite.config.ts', '--logLevel', 'warn'], { cwd: repo });
+  const sources = Math.max(...['renderer', 'preload', 'protocol/src'].map((dir) => newest(join(repo, dir))));
+  const built = [builtIndex, join(repo, 'dist/preload/index.cjs')];
+  if (built.every((file) => existsSync(file) && statSync(file).mtimeMs >= sources)) return;
+  await promisify(execFile)(process.execPath, [join(repo, 'scripts/build-app.mjs')], { cwd: repo });
 }
 
 /** Debian's Chromium where it is installed (CI), else Playwright's own browser. */

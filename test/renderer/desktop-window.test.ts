@@ -61,41 +61,34 @@ afterAll(async () => {
 const poll = <T>(read: () => Promise<T> | T, timeout = 15_000) => expect.poll(read, { timeout, interval: 50 });
 
 /**
- * preload/index.ts, as a page script: tasks, never channels. `__heraldInvoke` stands in for `ipcRenderer.invoke`
- * and `__heraldDeliver` for main's `webContents.send`.
+ * The real preload, built (dist/preload/index.cjs), run as a page script with Electron's two modules stood in
+ * for: `ipcRenderer.invoke` is `__heraldInvoke` (an exposed binding into main's handlers), `ipcRenderer.on` is
+ * fed by `__heraldDeliver` (main's `webContents.send`), and `contextBridge` puts `herald` on the window.
  */
-const bridgeScript = `(() => {
+const bridgeScript = () => `(() => {
   const listeners = new Map();
-  const invoke = (channel, argument) => window.__heraldInvoke(channel, argument);
-  const subscribe = (channel, callback) => {
-    const entry = (payload) => callback(payload);
-    if (!listeners.has(channel)) listeners.set(channel, new Set());
-    listeners.get(channel).add(entry);
-    return () => void listeners.get(channel)?.delete(entry);
+  const ipcRenderer = {
+    invoke: (channel, argument) => window.__heraldInvoke(channel, argument),
+    on: (channel, listener) => {
+      if (!listeners.has(channel)) listeners.set(channel, new Set());
+      listeners.get(channel).add(listener);
+    },
+    removeListener: (channel, listener) => void listeners.get(channel)?.delete(listener),
   };
+  const contextBridge = { exposeInMainWorld: (key, api) => Object.defineProperty(window, key, { value: Object.freeze(api), enumerable: true }) };
   Object.defineProperty(window, '__heraldDeliver', {
     value: (channel, payload) => {
-      for (const listener of [...(listeners.get(channel) ?? [])]) listener(payload);
+      for (const listener of [...(listeners.get(channel) ?? [])]) listener({ sender: 'stripped by the preload' }, payload);
     },
   });
-  const herald = {
-    kind: 'desktop',
-    listInbox: (query) => invoke('inbox:list', query),
-    markRead: (target) => invoke('inbox:markRead', target),
-    markAllRead: () => invoke('inbox:markAllRead'),
-    openItem: (seq) => invoke('inbox:open', seq),
-    signIn: (request) => invoke('account:signIn', request),
-    signOut: () => invoke('account:signOut'),
-    getSettings: () => invoke('settings:get'),
-    setSettings: (patch) => invoke('settings:set', patch),
-    onNotification: (callback) => subscribe('event:notification', callback),
-    onRead: (callback) => subscribe('event:read', callback),
-    onDeleted: (callback) => subscribe('event:deleted', callback),
-    onState: (callback) => subscribe('event:state', callback),
-    onFocusItem: (callback) => subscribe('event:focusItem', callback),
-    ready: () => invoke('window:ready'),
+  const module = { exports: {} };
+  const require = (name) => {
+    if (name !== 'electron') throw new Error('the preload may require electron only, not ' + name);
+    return { contextBridge, ipcRenderer };
   };
-  Object.defineProperty(window, 'herald', { value: Object.freeze(herald), enumerable: true });
+  (function (require, module, exports) {
+${readFileSync(join(repo, 'dist/preload/index.cjs'), 'utf8')}
+  })(require, module, module.exports);
 })();`;
 
 /** Console noise that is expected: none of it comes from the desktop page, which talks to nothing but the bridge. */
@@ -213,7 +206,7 @@ async function desktop(options: { colorScheme?: 'light' | 'dark' } = {}) {
       if (frame === page.mainFrame()) events.reset();
     });
     await page.exposeBinding('__heraldInvoke', invoke);
-    await page.addInitScript(bridgeScript);
+    await page.addInitScript(bridgeScript());
     window = opening;
     beforeLoad?.();
     await page.goto(pageUrl);
