@@ -69,7 +69,7 @@ function setupToasts(settings: SettingsStore, openHistory: (seq?: number) => voi
   );
 }
 
-function setupTray(settings: SettingsStore, session: Session, history: ReturnType<typeof setupHistoryWindow>, quit: () => void) {
+function setupTray(settings: SettingsStore, session: Session, history: ReturnType<typeof setupHistoryWindow>, events: EventQueue, quit: () => void) {
   const openHistory = () => history.open();
   const dot = nativeImage.createFromBitmap(unreadDot(16), { width: 16, height: 16 });
   const setOverlay = (unread: number) => history.window()?.setOverlayIcon(unread > 0 ? dot : null, unread > 0 ? `${unread} unread` : '');
@@ -83,7 +83,10 @@ function setupTray(settings: SettingsStore, session: Session, history: ReturnTyp
         settings.setDoNotDisturbUntil(choice === 'off' ? null : doNotDisturbUntil(choice, new Date()));
         session.refresh();
       },
-      openSettings: openHistory,
+      openSettings: () => {
+        history.open();
+        events.send('event:openSettings', null);
+      },
       signOut: () => void session.signOut(),
       quit,
     },
@@ -160,7 +163,7 @@ async function main(): Promise<void> {
     toasts.close();
     void session.close().finally(() => app.quit());
   };
-  const tray = setupTray(settings, session, history, quit);
+  const tray = setupTray(settings, session, history, events, quit);
   stateChanges.on('change', () => tray.update());
   setupIpc(session, settings, history, events);
   setupPowerEvents(session);

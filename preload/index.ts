@@ -32,6 +32,7 @@ const herald: HeraldBridge = {
   onDeleted: (callback) => subscribe('event:deleted', callback),
   onState: (callback) => subscribe('event:state', callback),
   onFocusItem: (callback) => subscribe('event:focusItem', callback),
+  onOpenSettings: (callback) => subscribe('event:openSettings', () => callback()),
   ready: () => invoke('window:ready'),
 };
 

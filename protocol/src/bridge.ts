@@ -107,6 +107,8 @@ export interface HeraldBridge {
   onState(callback: (state: BridgeState) => void): Unsubscribe;
   /** Main asks the window to show one item (its toast was clicked). Desktop only; the web bridge never calls it. */
   onFocusItem(callback: (seq: number) => void): Unsubscribe;
+  /** Main asks the window to show its settings (the tray's Settings…). Desktop only. */
+  onOpenSettings(callback: () => void): Unsubscribe;
   /** The page has subscribed to the events above: events held back until now may flow. */
   ready(): Promise<void>;
   /** Opens an item: its http(s) URL in the default browser, or nothing more than the selection here. */
@@ -154,5 +156,6 @@ export interface IpcEvents {
   'event:state': BridgeState;
   /** Main asks the window to show one item (a toast was clicked). */
   'event:focusItem': number;
+  'event:openSettings': null;
 }
 export type IpcEventChannel = keyof IpcEvents;

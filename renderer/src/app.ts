@@ -13,6 +13,8 @@ export function mountApp(root: HTMLElement, bridge: HeraldBridge): void {
   let leaving = false;
   /** An item main asked to show before the inbox was there (a toast click opening the window). */
   let pendingFocus: number | undefined;
+  /** Main asked for the settings (the tray's Settings…) before the inbox was there. */
+  let pendingSettings = false;
 
   const onState = (state: BridgeState) => {
     if (state.connection === 'signed-out') {
@@ -21,6 +23,7 @@ export function mountApp(root: HTMLElement, bridge: HeraldBridge): void {
       if (showingLogin) return;
       showingLogin = true;
       pendingFocus = undefined;
+      pendingSettings = false;
       const ended = wasSignedIn && !leaving;
       leaving = false;
       showLogin({
@@ -44,7 +47,9 @@ export function mountApp(root: HTMLElement, bridge: HeraldBridge): void {
       },
     });
     if (pendingFocus !== undefined) void inbox.focusItem(pendingFocus);
+    if (pendingSettings) void inbox.openSettings();
     pendingFocus = undefined;
+    pendingSettings = false;
   };
 
   bridge.onState(onState);
@@ -52,6 +57,10 @@ export function mountApp(root: HTMLElement, bridge: HeraldBridge): void {
   bridge.onFocusItem((seq) => {
     if (inbox) void inbox.focusItem(seq);
     else pendingFocus = seq;
+  });
+  bridge.onOpenSettings(() => {
+    if (inbox) void inbox.openSettings();
+    else pendingSettings = true;
   });
   // Subscribed: the desktop app now sends its held-back events (the state first); the web bridge opens its stream.
   void bridge.ready();

@@ -90,6 +90,8 @@ export class InboxView {
   #toastTimer: ReturnType<typeof setTimeout> | undefined;
 
   readonly #ui: Ui;
+  /** The header's Settings button, once added (desktop only). */
+  readonly #settingsButton: Promise<HTMLButtonElement | undefined>;
 
   constructor(options: InboxViewOptions) {
     this.#bridge = options.bridge;
@@ -108,7 +110,7 @@ export class InboxView {
     ];
     if (options.initialState) this.#stateChanged(options.initialState);
     this.ready = this.#reload();
-    void this.#addSettings();
+    this.#settingsButton = this.#addSettings();
   }
 
   destroy(): void {
@@ -409,18 +411,25 @@ export class InboxView {
     void this.#markRead(seq);
   }
 
+  /** The tray's Settings…: opens the settings dialog, once the button is there (desktop only). */
+  async openSettings(): Promise<void> {
+    (await this.#settingsButton)?.click();
+  }
+
   /** Desktop: a Settings button in the header. The web inbox has no settings (`getSettings()` is null). */
-  async #addSettings(): Promise<void> {
+  async #addSettings(): Promise<HTMLButtonElement | undefined> {
     let view;
     try {
       view = await this.#bridge.getSettings();
     } catch {
-      return;
+      return undefined;
     }
     const signal = this.#abort.signal;
-    if (view === null || signal.aborted) return;
+    if (view === null || signal.aborted) return undefined;
     const onError = (message: string) => this.#toast(message);
-    this.#ui.theme.before(createSettingsButton({ bridge: this.#bridge, host: this.#root, signal, onError }));
+    const button = createSettingsButton({ bridge: this.#bridge, host: this.#root, signal, onError });
+    this.#ui.theme.before(button);
+    return button;
   }
 
   #activate(seq: number): void {

@@ -287,6 +287,11 @@ export class WebBridge implements HeraldBridge {
     return () => undefined;
   }
 
+  /** The web inbox has no settings. */
+  onOpenSettings(_callback: () => void): Unsubscribe {
+    return () => undefined;
+  }
+
   /** The page has subscribed: the stream opens (now, or once signed in). */
   ready(): Promise<void> {
     this.#pageReady = true;

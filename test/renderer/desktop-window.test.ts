@@ -359,7 +359,13 @@ describe('the desktop history window in Chromium', () => {
     await poll(() => focusedSeq(second.page)).toBe(String(disk?.seq));
     await article(second.page, 'disk almost full').waitFor();
     expect(await second.page.getByRole('article').count()).toBe(3);
+
+    // The tray's Settings… with the window closed: main opens it and asks for the settings dialog.
+    await app.close();
+    const third = await app.open(() => app.events.send('event:openSettings', null));
+    await third.page.getByRole('dialog', { name: 'Settings' }).waitFor();
     expect(second.problems).toEqual([]);
+    expect(third.problems).toEqual([]);
   });
 
   it('edits the settings in a keyboard-usable dialog, saves them to the settings file, and shows refused values', async () => {
