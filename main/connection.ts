@@ -7,19 +7,11 @@
  */
 import ReconnectingWebSocket from 'reconnecting-websocket';
 import { WebSocket } from 'ws';
-import {
-  assertNever,
-  parseJson,
-  serverFrame,
-  shouldReconnect,
-  type ClientFrame,
-  type ConnectionState,
-  type Notification,
-  type ServerFrame,
-  type ServerFrameOf,
-} from '@herald/protocol';
+import { StreamClient, type ConnectionState, type Delivery, type Notification, type ReadChange, type Synced, type Welcome } from '@herald/protocol';
 import { backoffDefaults, backoffDelay, checkBackoff, type BackoffOptions } from '@herald/protocol';
 import type { Cursor } from './cursor.js';
+
+export type { Delivery, ReadChange, Synced, Welcome } from '@herald/protocol';
 
 /** The two timer functions the connection uses, so tests can count what it leaves behind. */
 export interface Timers {
@@ -88,14 +80,6 @@ export interface ConnectionOptions {
   report?: (error: unknown) => void;
 }
 
-/** How a notification reached the app. */
-export interface Delivery {
-  /** True when it came in a replay (after `hello` or `sync`), false when it arrived live. */
-  replayed: boolean;
-  /** True for the first replay of a device without a (valid) cursor: history to show, not news to toast. */
-  initial: boolean;
-}
-
 /**
  * Why a socket closed:
  * `server` (a close frame from the server), `network` (refused, reset, timed out or dropped),
@@ -110,26 +94,6 @@ export interface Disconnect {
   cause: DisconnectCause;
   /** False after a 4500+ close: the state is `signed-out` and nothing is retried. */
   willRetry: boolean;
-}
-
-export interface Welcome {
-  user: { id: number; name: string };
-  head: number;
-  /** The server's idle heartbeat interval, ms. */
-  heartbeat: number;
-}
-
-export interface Synced {
-  head: number;
-  replayed: number;
-  /** Some missed notifications expired past retention. */
-  gap: boolean;
-}
-
-export interface ReadChange {
-  seqs?: number[];
-  upTo?: number;
-  unread: number;
 }
 
 /** Event names and the arguments each listener receives. */
@@ -165,19 +129,6 @@ export interface Connection {
   /** Stops everything: no events, timers or attempts afterwards. Resolves once the socket is closed. */
   close(): Promise<void>;
 }
-
-/** Recently delivered ids kept for de-duplication by id, on top of the seq cursor. */
-const rememberedIds = 1024;
-
-type Phase =
-  /** No open socket. */
-  | 'idle'
-  /** `hello` sent: welcome, replay and `synced` are coming, in that order. */
-  | 'hello'
-  /** Live notifications, each expected at lastSeq + 1. */
-  | 'live'
-  /** `sync` sent on a live socket: frames already in flight and the replay interleave until `synced`. */
-  | 'resync';
 
 interface Settings {
   streamUrl: string;
@@ -246,15 +197,6 @@ function resolveOptions(options: ConnectionOptions): Settings {
   return settings;
 }
 
-function toNotification(frame: ServerFrameOf<'notification'>): Notification {
-  const { seq, id, title, body, priority, tags, url, icon, actions, createdAt, read } = frame;
-  const item: Notification = { seq, id, title, body, priority, tags, url, icon, actions, createdAt, read };
-  if (frame.topic !== undefined) item.topic = frame.topic;
-  if (frame.key !== undefined) item.key = frame.key;
-  if (frame.expiresAt !== undefined) item.expiresAt = frame.expiresAt;
-  return item;
-}
-
 /** Creates a connection; nothing happens until `start()`. Throws a TypeError or RangeError for bad options. */
 export function createConnection(options: ConnectionOptions): Connection {
   const settings = resolveOptions(options);
@@ -289,24 +231,41 @@ export function createConnection(options: ConnectionOptions): Connection {
   let rws: ReconnectingWebSocket | undefined;
   /** The socket reconnecting-websocket created last: the only one whose events it passes on. */
   let socket: HeraldSocket | undefined;
-  let phase: Phase = 'idle';
-  let heartbeatMs = settings.heartbeatMs;
   let deadLinkTimer: unknown;
-  /** Frames that arrive between `sync` and `synced`, by seq; delivered in order once the replay is complete. */
-  let resyncBuffer = new Map<number, Notification>();
-  /** The replay in progress is a device's first (no cursor, or one from another history). */
-  let replayInitial = false;
 
-  let lastSeq = cursor.get();
-  let savedSeq = lastSeq;
-  const recentIds = new Set<string>();
-
-  /** Failed attempts since the last healthy session: picks the backoff window. */
-  let attempts = 0;
   let firstAttempt = true;
   /** The next attempt skips its backoff (resume, online). */
   let skipWait = false;
   let backoffWait: { timer: unknown; resolve: () => void } | undefined;
+
+  const client = new StreamClient(
+    { cursor: cursor.get(), initialReplay: settings.initialReplay, heartbeatMs: settings.heartbeatMs, deadLinkGraceMs: settings.deadLinkGraceMs },
+    {
+      send(frame) {
+        if (socket?.readyState === WebSocket.OPEN) socket.send(JSON.stringify(frame));
+      },
+      armDeadTimer,
+      notification: (item, delivery) => emit('notification', item, delivery),
+      cursor(seq) {
+        try {
+          cursor.set(seq);
+        } catch (error) {
+          report(error);
+        }
+      },
+      welcome: (welcome) => emit('welcome', welcome),
+      synced(synced) {
+        skipWait = false;
+        offline = false;
+        emit('synced', synced);
+        setState('connected');
+      },
+      read: (change) => emit('read', change),
+      deleted: (seqs) => emit('deleted', seqs),
+      error: (error) => emit('error', error),
+      unreadable: report,
+    },
+  );
 
   /** `ws` with the device token in a header. reconnecting-websocket constructs it as `new WebSocket(url)`. */
   class HeraldSocket extends WebSocket {
@@ -335,17 +294,13 @@ export function createConnection(options: ConnectionOptions): Connection {
     emit('state', next);
   }
 
-  function send(frame: ClientFrame): void {
-    if (socket?.readyState === WebSocket.OPEN) socket.send(JSON.stringify(frame));
-  }
-
   function clearDeadLink(): void {
     if (deadLinkTimer !== undefined) timers.clearTimeout(deadLinkTimer);
     deadLinkTimer = undefined;
   }
 
-  /** Restarted by every frame: silence for heartbeat + grace means the link is dead even if TCP has not noticed. */
-  function armDeadLink(): void {
+  /** Silence for heartbeat + grace means the link is dead even if TCP has not noticed. */
+  function armDeadTimer(ms: number): void {
     clearDeadLink();
     const watched = socket;
     deadLinkTimer = timers.setTimeout(() => {
@@ -353,7 +308,7 @@ export function createConnection(options: ConnectionOptions): Connection {
       if (watched !== socket || watched?.readyState !== WebSocket.OPEN) return;
       watched.cause = 'dead-link';
       watched.terminate();
-    }, heartbeatMs + settings.deadLinkGraceMs);
+    }, ms);
   }
 
   function endBackoffWait(): void {
@@ -374,15 +329,15 @@ export function createConnection(options: ConnectionOptions): Connection {
       firstAttempt = false;
       skipWait = false;
       if (immediate) return settings.streamUrl;
+      const attempt = client.nextAttempt();
       let ms = settings.backoff.capMs;
       if (!offline) {
         try {
-          ms = backoffDelay(attempts, settings.backoff, settings.random);
+          ms = backoffDelay(attempt, settings.backoff, settings.random);
         } catch (error) {
           report(error);
         }
       }
-      attempts++;
       await new Promise<void>((resolve) => {
         backoffWait = { timer: timers.setTimeout(endBackoffWait, ms), resolve };
       });
@@ -392,170 +347,15 @@ export function createConnection(options: ConnectionOptions): Connection {
     return settings.streamUrl;
   }
 
-  function save(seq: number): void {
-    if (seq === savedSeq) return;
-    try {
-      cursor.set(seq);
-      savedSeq = seq;
-    } catch (error) {
-      report(error);
-    }
-  }
-
-  /** Hands one notification over (unless its id was seen), then moves and saves the cursor. */
-  function deliver(item: Notification, delivery: Delivery): void {
-    // A listener may have closed the connection: what was not handed over must not be saved as delivered.
-    if (stopped) return;
-    if (!recentIds.has(item.id)) {
-      recentIds.add(item.id);
-      if (recentIds.size > rememberedIds) recentIds.delete(recentIds.values().next().value as string);
-      emit('notification', item, delivery);
-    }
-    lastSeq = item.seq;
-    save(item.seq);
-  }
-
-  function startResync(): void {
-    phase = 'resync';
-    resyncBuffer = new Map();
-    send({ type: 'sync', since: lastSeq ?? 0 });
-  }
-
-  function onNotification(item: Notification): void {
-    if (lastSeq !== undefined && item.seq <= lastSeq) return;
-    switch (phase) {
-      case 'idle':
-        return;
-      case 'hello':
-        // The first replay of a socket: nothing precedes it, and seqs may skip (deleted or expired items).
-        deliver(item, { replayed: true, initial: replayInitial });
-        return;
-      case 'live':
-        if (lastSeq !== undefined && item.seq > lastSeq + 1) {
-          // A live frame was lost (the broker may drop one): replay from the cursor; this one comes again in it.
-          startResync();
-          resyncBuffer.set(item.seq, item);
-          return;
-        }
-        deliver(item, { replayed: false, initial: false });
-        return;
-      case 'resync':
-        // Live frames sent before the server saw `sync` and the replay's frames overlap: order them by seq.
-        resyncBuffer.set(item.seq, item);
-        return;
-      default:
-        assertNever(phase);
-    }
-  }
-
-  function onSynced(synced: Synced): void {
-    if (phase === 'resync') {
-      const items = [...resyncBuffer.values()].sort((a, b) => a.seq - b.seq);
-      resyncBuffer = new Map();
-      for (const item of items) if (lastSeq === undefined || item.seq > lastSeq) deliver(item, { replayed: true, initial: false });
-    }
-    if (stopped) return;
-    // Every stored seq up to head was just replayed; the ones not received were deleted or expired.
-    lastSeq = Math.max(lastSeq ?? 0, synced.head);
-    save(lastSeq);
-    phase = 'live';
-    replayInitial = false;
-    attempts = 0;
-    skipWait = false;
-    offline = false;
-    emit('synced', synced);
-    setState('connected');
-  }
-
-  function onWelcome(welcome: Welcome): void {
-    heartbeatMs = welcome.heartbeat;
-    armDeadLink();
-    if (lastSeq !== undefined && welcome.head < lastSeq) {
-      // The cursor comes from another history (a restored backup, a new server): the server replays
-      // everything, flagged as a gap. Start over, and let the id check keep known items from repeating.
-      lastSeq = 0;
-      replayInitial = true;
-    }
-    emit('welcome', { user: welcome.user, head: welcome.head, heartbeat: welcome.heartbeat });
-  }
-
-  function onFrame(frame: ServerFrame): void {
-    switch (frame.type) {
-      case 'welcome':
-        onWelcome(frame);
-        return;
-      case 'notification':
-        onNotification(toNotification(frame));
-        return;
-      case 'synced':
-        onSynced({ head: frame.head, replayed: frame.replayed, gap: frame.gap });
-        return;
-      case 'read': {
-        const change: ReadChange = { unread: frame.unread };
-        if (frame.seqs !== undefined) change.seqs = frame.seqs;
-        if (frame.upTo !== undefined) change.upTo = frame.upTo;
-        emit('read', change);
-        return;
-      }
-      case 'deleted':
-        emit('deleted', frame.seqs);
-        return;
-      case 'heartbeat':
-        // The server has a seq this device never received: its live frame was lost.
-        if (phase === 'live' && frame.head > (lastSeq ?? 0)) startResync();
-        return;
-      case 'pong':
-        return;
-      case 'error':
-        emit('error', { code: frame.code, message: frame.message });
-        return;
-      default:
-        assertNever(frame);
-    }
-  }
-
-  function onOpen(): void {
-    if (stopped) return;
-    phase = 'hello';
-    let since: number | undefined = lastSeq;
-    replayInitial = false;
-    if (since === undefined && settings.initialReplay) {
-      since = 0;
-      replayInitial = true;
-    }
-    send(since === undefined ? { type: 'hello', v: 1 } : { type: 'hello', v: 1, since });
-    armDeadLink();
-  }
-
-  function onMessage(data: unknown): void {
-    if (stopped || phase === 'idle') return;
-    armDeadLink();
-    if (typeof data !== 'string') {
-      report(new Error('ignored a binary frame: the stream sends JSON text only'));
-      return;
-    }
-    let frame: ServerFrame;
-    try {
-      frame = parseJson(serverFrame, data);
-    } catch (error) {
-      // An unknown frame type from a newer server, or a broken one: skip it, the cursor logic catches up.
-      report(error);
-      return;
-    }
-    onFrame(frame);
-  }
-
   function onClose(code: number, reason: string): void {
     clearDeadLink();
-    phase = 'idle';
-    resyncBuffer = new Map();
     if (stopped) return;
     const closed = socket;
     // reconnecting-websocket reports a failed or timed-out attempt as a close with 1000; it is an abnormal one.
     const failed = closed?.failed === true || reason === 'timeout';
     const effective = failed && code === 1000 ? 1006 : code;
     const cause: DisconnectCause = closed?.cause ?? (failed || effective === 1006 ? 'network' : 'server');
-    const willRetry = shouldReconnect(effective);
+    const willRetry = client.closed(effective);
     if (willRetry) {
       setState(offline ? 'offline' : 'reconnecting');
     } else {
@@ -570,7 +370,7 @@ export function createConnection(options: ConnectionOptions): Connection {
   /** Cuts the current socket (or the backoff wait) so that the next attempt starts at once. */
   function reconnectNow(cause: DisconnectCause): void {
     if (!started || stopped || signedOut) return;
-    attempts = 0;
+    client.resetAttempts();
     if (backoffWait) {
       endBackoffWait();
       return;
@@ -589,7 +389,7 @@ export function createConnection(options: ConnectionOptions): Connection {
       return state;
     },
     get lastSeq() {
-      return lastSeq;
+      return client.lastSeq;
     },
     on(event, listener) {
       listeners[event].add(listener);
@@ -601,7 +401,7 @@ export function createConnection(options: ConnectionOptions): Connection {
       if (started || stopped) throw new Error('a connection starts once; create a new one to connect again');
       started = true;
       emit('state', state);
-      const client = new ReconnectingWebSocket(nextUrl, undefined, {
+      const created = new ReconnectingWebSocket(nextUrl, undefined, {
         WebSocket: HeraldSocket,
         // The URL provider owns the delays (full jitter); the library's own growth would add to them.
         minReconnectionDelay: 0,
@@ -612,12 +412,14 @@ export function createConnection(options: ConnectionOptions): Connection {
         // Frames are sent on the open socket or not at all: a queued `sync` must never precede the next `hello`.
         maxEnqueuedMessages: 0,
       });
-      rws = client;
-      client.addEventListener('open', onOpen);
-      client.addEventListener('message', (event: { data: unknown }) => {
-        onMessage(event.data);
+      rws = created;
+      created.addEventListener('open', () => {
+        if (!stopped) client.opened();
       });
-      client.addEventListener('close', (event) => {
+      created.addEventListener('message', (event: { data: unknown }) => {
+        if (!stopped) client.message(event.data);
+      });
+      created.addEventListener('close', (event) => {
         onClose(event.code, event.reason);
       });
     },
@@ -643,6 +445,7 @@ export function createConnection(options: ConnectionOptions): Connection {
     async close() {
       if (stopped) return;
       stopped = true;
+      client.closed(1000);
       clearDeadLink();
       endBackoffWait();
       const current = socket;

@@ -5,3 +5,4 @@ export * from './frames.js';
 export * from './parse.js';
 export * from './bridge.js';
 export * from './backoff.js';
+export * from './stream-client.js';

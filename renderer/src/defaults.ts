@@ -10,12 +10,12 @@ export const defaults = {
   backoffCapMs: 30_000,
   /** A link is dead after the server's heartbeat interval plus this many milliseconds of silence. */
   deadLinkGraceMs: 10_000,
+  /** Heartbeat interval assumed until the server's `welcome` states its own, ms: the server's default. */
+  heartbeatMs: 25_000,
   /** Milliseconds a new socket has to open and be welcomed before it counts as failed. */
   welcomeTimeoutMs: 10_000,
   /** Recent items kept in the browser for the offline view. */
   offlineCacheMax: 200,
   /** Milliseconds the offline cache waits to coalesce changes into one storage write. */
   offlineCacheWriteDelayMs: 300,
-  /** Delivered seqs remembered for dedupe; replays only ever go above the cursor, so older ones cannot recur. */
-  seenSeqsMax: 5_000,
 } as const;

@@ -1,12 +1,9 @@
 import { z } from 'zod';
 import {
-  assertNever,
+  StreamClient,
   backoffDelay,
   notification,
-  parseJson,
   parseUnknown,
-  serverFrame,
-  shouldReconnect,
   type BridgeState,
   type ClientFrame,
   type ConnectionState,
@@ -15,7 +12,6 @@ import {
   type InboxQuery,
   type Notification,
   type ReadTarget,
-  type ServerFrameOf,
   type SettingsView,
   type SignInRequest,
   type SignInResult,
@@ -124,7 +120,7 @@ export interface WebBridgeOptions {
  * one WebSocket to `/v1/stream` for live items, resumed by seq after every reconnect.
  *
  * The reconnect loop is written out here rather than taken from reconnecting-websocket: it has to stop on
- * close codes 4500+, reset its backoff on `welcome` (not on a bare TCP open), and drop a socket whose
+ * close codes 4500+, reset its backoff on `synced` (not on a bare TCP open), and drop a socket whose
  * heartbeats stopped, none of which that library expresses.
  */
 export class WebBridge implements HeraldBridge {
@@ -143,27 +139,15 @@ export class WebBridge implements HeraldBridge {
   /** The page has subscribed (`ready()`): the stream may open once signed in. */
   #pageReady = false;
 
+  /** The protocol state of this session's stream: cursor, dedupe, resync, backoff attempts. */
+  #stream: StreamClient | undefined;
   #ws: WebSocket | undefined;
   #streaming = false;
   #everWelcomed = false;
-  /** Failed attempts since the last `welcome`; drives the backoff. */
-  #attempt = 0;
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
   #deadTimer: ReturnType<typeof setTimeout> | undefined;
-  #heartbeatMs = 25_000;
-
-  /** The resume cursor: every seq up to it was delivered or listed. Undefined until first known. */
-  #cursor: number | undefined;
-  /** The seq after which this stream has delivered everything; a page listed from below it needs a replay. */
-  #floor: number | undefined;
-  /** `since` of the hello in flight, until its welcome. */
-  #helloSince: number | undefined;
-  /** Highest seq the server has mentioned (pages, frames, heartbeats): what "mark all read" covers. */
+  /** Highest seq the server has mentioned (pages, frames): what "mark all read" covers. */
   #head = 0;
-  /** A replay (hello with since, or sync) is in flight; seq jumps inside it are deletions, not losses. */
-  #replaying = false;
-  /** Seqs already delivered to listeners: a replay after a jump or a reconnect resends some. */
-  readonly #seen = new Set<number>();
 
   constructor(options: WebBridgeOptions = {}) {
     this.#base = options.base ?? location.href;
@@ -240,13 +224,7 @@ export class WebBridge implements HeraldBridge {
       throw error;
     }
     this.#head = Math.max(this.#head, page.head);
-    // Before the stream first connects, the listed head is where it resumes: nothing after it is missed.
-    this.#cursor ??= page.head;
-    if (this.#floor !== undefined && page.head < this.#floor) {
-      // Listed before the stream started: what arrived in between reached neither. Replay it (deduped).
-      this.#floor = page.head;
-      this.#sync(page.head);
-    }
+    this.#stream?.listed(page.head);
     cache?.merge(page.items);
     this.#setUnread(page.unread);
     return page;
@@ -317,10 +295,8 @@ export class WebBridge implements HeraldBridge {
   #begin(session: Session): void {
     this.#session = session;
     this.#cache = new OfflineCache(session.user.name);
-    this.#cursor = undefined;
-    this.#floor = undefined;
+    this.#stream = this.#streamClient(session.token);
     this.#head = 0;
-    this.#seen.clear();
     this.#everWelcomed = false;
     this.#state = { connection: 'connecting', user: session.user.name, unread: 0 };
     this.#states.emit({ ...this.#state });
@@ -333,6 +309,7 @@ export class WebBridge implements HeraldBridge {
     this.#cache?.flush();
     this.#cache = undefined;
     this.#session = undefined;
+    this.#stream = undefined;
     clearSession();
     this.#state = { connection: 'signed-out', unread: 0 };
     this.#states.emit({ ...this.#state });
@@ -368,7 +345,7 @@ export class WebBridge implements HeraldBridge {
   #startStream(): void {
     if (this.#streaming || !this.#pageReady || !this.#session) return;
     this.#streaming = true;
-    this.#attempt = 0;
+    this.#stream?.resetAttempts();
     this.#connect();
   }
 
@@ -388,8 +365,8 @@ export class WebBridge implements HeraldBridge {
   #connect(): void {
     clearTimeout(this.#retryTimer);
     this.#retryTimer = undefined;
-    const session = this.#session;
-    if (!this.#streaming || !session) return;
+    const stream = this.#stream;
+    if (!this.#streaming || !stream) return;
     if (!navigator.onLine) {
       // The `online` event reconnects.
       this.#setConnection('offline');
@@ -402,15 +379,10 @@ export class WebBridge implements HeraldBridge {
     this.#ws = ws;
     this.#armDeadTimer(defaults.welcomeTimeoutMs);
     ws.onopen = () => {
-      // Browsers cannot set an Authorization header on a WebSocket: the token goes in the first frame.
-      this.#helloSince = this.#cursor;
-      this.#replaying = this.#cursor !== undefined;
-      this.#send({ type: 'hello', v: 1, token: session.token, ...(this.#cursor === undefined ? {} : { since: this.#cursor }) });
+      stream.opened();
     };
     ws.onmessage = (event: MessageEvent) => {
-      if (ws !== this.#ws || typeof event.data !== 'string') return;
-      this.#armDeadTimer(this.#heartbeatMs + defaults.deadLinkGraceMs);
-      this.#onFrame(event.data);
+      if (ws === this.#ws) stream.message(event.data);
     };
     ws.onclose = (event: CloseEvent) => {
       if (ws !== this.#ws) return;
@@ -421,19 +393,20 @@ export class WebBridge implements HeraldBridge {
 
   #reconnectNow(): void {
     if (!this.#streaming || this.#ws !== undefined) return;
-    this.#attempt = 0;
+    this.#stream?.resetAttempts();
     this.#connect();
   }
 
   #dropped(code: number): void {
     clearTimeout(this.#deadTimer);
-    if (!this.#streaming) return;
-    if (!shouldReconnect(code)) {
+    const stream = this.#stream;
+    if (!this.#streaming || !stream) return;
+    if (!stream.closed(code)) {
       this.#end();
       return;
     }
     this.#setConnection(navigator.onLine ? 'reconnecting' : 'offline');
-    const delay = backoffDelay(this.#attempt++, { baseMs: defaults.backoffBaseMs, capMs: defaults.backoffCapMs }, this.#random);
+    const delay = backoffDelay(stream.nextAttempt(), { baseMs: defaults.backoffBaseMs, capMs: defaults.backoffCapMs }, this.#random);
     this.#retryTimer = setTimeout(() => this.#connect(), delay);
   }
 
@@ -455,102 +428,51 @@ export class WebBridge implements HeraldBridge {
     if (this.#ws?.readyState === WebSocket.OPEN) this.#ws.send(JSON.stringify(frame));
   }
 
-  #onFrame(text: string): void {
-    let frame;
-    try {
-      frame = parseJson(serverFrame, text);
-    } catch (error) {
-      console.warn('ignoring a frame the protocol does not describe:', error);
-      return;
-    }
-    switch (frame.type) {
-      case 'welcome':
-        this.#welcomed(frame);
-        return;
-      case 'notification':
-        this.#arrived(frame);
-        return;
-      case 'synced':
-        this.#replaying = false;
-        this.#cursor = Math.max(this.#cursor ?? 0, frame.head);
-        this.#head = Math.max(this.#head, frame.head);
-        if (frame.gap) console.info('some notifications expired before this device could replay them');
-        void this.#refreshUnread();
-        return;
-      case 'read': {
-        const target = frame.seqs === undefined ? { upTo: frame.upTo ?? 0 } : { seqs: frame.seqs };
-        this.#cache?.markRead(target);
-        this.#setUnread(frame.unread);
-        this.#reads.emit({ ...target, unread: frame.unread });
-        return;
-      }
-      case 'deleted':
-        this.#cache?.remove(frame.seqs);
-        this.#deletions.emit(frame.seqs);
-        void this.#refreshUnread();
-        return;
-      case 'heartbeat':
-        this.#head = Math.max(this.#head, frame.head);
-        // The broker may drop a live frame; an idle heartbeat is how a quiet client learns it is behind.
-        if (!this.#replaying && this.#cursor !== undefined && frame.head > this.#cursor) this.#sync(this.#cursor);
-        return;
-      case 'pong':
-        return;
-      case 'error':
-        console.warn(`server: ${frame.code}: ${frame.message}`);
-        return;
-      default:
-        assertNever(frame);
-    }
-  }
-
-  #welcomed(frame: ServerFrameOf<'welcome'>): void {
-    this.#attempt = 0;
-    this.#everWelcomed = true;
-    this.#heartbeatMs = frame.heartbeat;
-    this.#armDeadTimer(this.#heartbeatMs + defaults.deadLinkGraceMs);
-    if (this.#cursor !== undefined && frame.head < this.#cursor) {
-      // Another history (a restored backup, a new data directory): the server replays all of it, and seqs mean new things.
-      this.#seen.clear();
-      this.#cursor = 0;
-    }
-    // Without `since` the server starts at its head.
-    this.#cursor ??= frame.head;
-    this.#floor = Math.min(this.#floor ?? Infinity, this.#helloSince ?? frame.head);
-    this.#head = Math.max(this.#head, frame.head);
-    this.#setConnection('connected');
-  }
-
-  #arrived(frame: ServerFrameOf<'notification'>): void {
-    const item = withoutType(frame);
-    this.#head = Math.max(this.#head, item.seq);
-    if (this.#seen.has(item.seq)) return;
-    this.#remember(item.seq);
-    if (!this.#replaying) {
-      const cursor = this.#cursor ?? 0;
-      // seq is contiguous per user: a jump means a live frame was lost. Replay from the cursor; the jumped one is deduped.
-      if (item.seq > cursor + 1) this.#sync(cursor);
-      else this.#cursor = Math.max(cursor, item.seq);
-    }
-    this.#cache?.merge([item]);
-    // A keyed item replaces an earlier one, which may have been unread: ask rather than guess.
-    if (item.key !== undefined) void this.#refreshUnread();
-    else if (!item.read) this.#setUnread(this.#state.unread + 1);
-    this.#notifications.emit(item);
-  }
-
-  #sync(since: number): void {
-    if (this.#ws?.readyState !== WebSocket.OPEN) return;
-    this.#replaying = true;
-    this.#send({ type: 'sync', since });
-  }
-
-  #remember(seq: number): void {
-    this.#seen.add(seq);
-    if (this.#seen.size > defaults.seenSeqsMax) {
-      const oldest = this.#seen.values().next();
-      if (oldest.done !== true) this.#seen.delete(oldest.value);
-    }
+  /** The stream's protocol logic for one session; what it hands over goes to the cache, the counts and the page. */
+  #streamClient(token: string): StreamClient {
+    // Browsers cannot set an Authorization header on a WebSocket: the token goes in the first frame.
+    return new StreamClient(
+      { cursor: undefined, initialReplay: false, token, heartbeatMs: defaults.heartbeatMs, deadLinkGraceMs: defaults.deadLinkGraceMs },
+      {
+        send: (frame) => this.#send(frame),
+        armDeadTimer: (ms) => this.#armDeadTimer(ms),
+        notification: (item) => {
+          this.#head = Math.max(this.#head, item.seq);
+          this.#cache?.merge([item]);
+          // A keyed item replaces an earlier one, which may have been unread: ask rather than guess.
+          if (item.key !== undefined) void this.#refreshUnread();
+          else if (!item.read) this.#setUnread(this.#state.unread + 1);
+          this.#notifications.emit(item);
+        },
+        welcome: ({ head }) => {
+          this.#everWelcomed = true;
+          this.#head = Math.max(this.#head, head);
+          this.#setConnection('connected');
+        },
+        synced: ({ head, gap }) => {
+          this.#head = Math.max(this.#head, head);
+          if (gap) console.info('some notifications expired before this device could replay them');
+          void this.#refreshUnread();
+        },
+        read: ({ seqs, upTo, unread }) => {
+          const target = seqs === undefined ? { upTo: upTo ?? 0 } : { seqs };
+          this.#cache?.markRead(target);
+          this.#setUnread(unread);
+          this.#reads.emit({ ...target, unread });
+        },
+        deleted: (seqs) => {
+          this.#cache?.remove(seqs);
+          this.#deletions.emit(seqs);
+          void this.#refreshUnread();
+        },
+        error: ({ code, message }) => {
+          console.warn(`server: ${code}: ${message}`);
+        },
+        unreadable: (error) => {
+          console.warn('ignoring a frame the protocol does not describe:', error);
+        },
+      },
+    );
   }
 
   // State.
@@ -566,10 +488,6 @@ export class WebBridge implements HeraldBridge {
     this.#state = { ...this.#state, unread };
     this.#states.emit({ ...this.#state });
   }
-}
-
-function withoutType({ type: _type, ...item }: ServerFrameOf<'notification'>): Notification {
-  return item;
 }
 
 function detach(ws: WebSocket): void {
