@@ -12,6 +12,7 @@ import { memoryCursor, openCursorStore } from '../../main/cursor.js';
 import type { BrokerFactory, UserMessage } from '../../server/src/broker/broker.js';
 import { createMemoryBroker } from '../../server/src/broker/memory.js';
 import { TestClient, deviceFor, publish, startServer, tempDir, type TestServer } from '../helpers.js';
+import { note, synced, welcome } from '../frames.js';
 
 const root = new URL('../..', import.meta.url).pathname;
 
@@ -754,22 +755,6 @@ function frame(socket: WebSocket, value: ServerFrame | string): void {
   socket.send(typeof value === 'string' ? value : JSON.stringify(value));
 }
 
-const welcome = (head: number): ServerFrame => ({ type: 'welcome', v: 1, user: { id: 1, name: 'alice' }, head, heartbeat: 25_000 });
-const note = (seq: number, id: string): ServerFrame => ({
-  type: 'notification',
-  seq,
-  id,
-  title: `title ${id}`,
-  body: '',
-  priority: 3,
-  tags: [],
-  url: null,
-  icon: null,
-  actions: [],
-  createdAt: new Date(0).toISOString(),
-  read: false,
-});
-const synced = (head: number, replayed: number, gap = false): ServerFrame => ({ type: 'synced', head, replayed, gap });
 
 describe('connection protocol edge cases (scripted server)', () => {
   it('never hands a seq over twice, nor an id it already delivered, even when the server repeats itself', async () => {

@@ -1,25 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { StreamClient, type ServerFrame, type StreamClientOptions } from '@herald/protocol';
+import { note, synced, welcome } from '../frames.js';
 
 /** One input to the client: a socket event, a server frame, or a listing of the inbox. */
 type Step = 'open' | { close: number } | { listed: number } | { raw: string } | ServerFrame;
 
-const welcome = (head: number, heartbeat = 25_000): ServerFrame => ({ type: 'welcome', v: 1, user: { id: 1, name: 'alice' }, head, heartbeat });
-const note = (seq: number, id = `n${seq}`): ServerFrame => ({
-  type: 'notification',
-  seq,
-  id,
-  title: `title ${id}`,
-  body: '',
-  priority: 3,
-  tags: [],
-  url: null,
-  icon: null,
-  actions: [],
-  createdAt: new Date(0).toISOString(),
-  read: false,
-});
-const synced = (head: number, replayed = 0, gap = false): ServerFrame => ({ type: 'synced', head, replayed, gap });
 const heartbeat = (head: number): ServerFrame => ({ type: 'heartbeat', head });
 
 /** Feeds the steps to a client and returns what it did, one short string per action. */
