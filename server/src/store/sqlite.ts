@@ -1,6 +1,18 @@
 import Database from 'better-sqlite3';
 import { defaults } from '../defaults.js';
-import type { Action, PublishRequest, Target } from '@herald/protocol';
+import type { Target } from '@herald/protocol';
+import {
+  buildNotification,
+  likePattern,
+  notificationColumns,
+  scheduledTime,
+  toNotification,
+  toToken,
+  toUser,
+  type NotificationRow,
+  type TokenRow,
+  type UserRow,
+} from './common.js';
 import type {
   Delivery,
   Fanout,
@@ -14,8 +26,6 @@ import type {
   StoredNotification,
   Store,
   TokenKind,
-  TokenRecord,
-  UserRecord,
 } from './store.js';
 
 /** Options of {@link openSqliteStore}. */
@@ -37,8 +47,6 @@ export interface SqliteStoreOptions {
 }
 
 const { groupCommitMax: defaultGroupCommitMax, sqliteBusyTimeoutMs: busyTimeoutMs, idempotencyWindowMs } = defaults;
-/** Priority of a publish that names none (contract v1). */
-const defaultPriority = 3;
 /** Version of the schema below, kept in `PRAGMA user_version`. */
 const schemaVersion = 1;
 
@@ -114,40 +122,6 @@ CREATE TABLE IF NOT EXISTS idempotency (
 CREATE INDEX IF NOT EXISTS idempotency_created ON idempotency(created_at);
 `;
 
-interface UserRow {
-  id: number;
-  name: string;
-  password_hash: string | null;
-  created_at: number;
-}
-
-interface TokenRow {
-  id: string;
-  kind: TokenKind;
-  hash: string;
-  user_id: number | null;
-  name: string | null;
-  label: string | null;
-  topics: string | null;
-  created_at: number;
-  expires_at: number | null;
-}
-
-interface NotificationRow {
-  id: string;
-  title: string;
-  body: string;
-  priority: number;
-  tags: string | null;
-  url: string | null;
-  icon: string | null;
-  actions: string | null;
-  key: string | null;
-  created_at: number;
-  expires_at: number | null;
-  publisher: string;
-}
-
 interface ScheduledRow extends NotificationRow {
   nid: number;
   deliver_at: number | null;
@@ -203,8 +177,6 @@ class BatchFailure extends Error {
   }
 }
 
-const notificationColumns = 'n.id, n.title, n.body, n.priority, n.tags, n.url, n.icon, n.actions, n.key, n.created_at, n.expires_at, n.publisher';
-
 /** Runs synchronous store work as a promise; a throw becomes a rejection. */
 function settle<T>(work: () => T): Promise<T> {
   return new Promise<T>((resolve) => {
@@ -212,77 +184,8 @@ function settle<T>(work: () => T): Promise<T> {
   });
 }
 
-function toUser(row: UserRow): UserRecord {
-  return { id: row.id, name: row.name, passwordHash: row.password_hash, createdAt: row.created_at };
-}
-
-function toToken(row: TokenRow): TokenRecord {
-  return {
-    id: row.id,
-    kind: row.kind,
-    hash: row.hash,
-    userId: row.user_id,
-    name: row.name,
-    label: row.label,
-    topics: row.topics === null ? null : (JSON.parse(row.topics) as string[]),
-    createdAt: row.created_at,
-    expiresAt: row.expires_at,
-  };
-}
-
-function toNotification(row: NotificationRow): StoredNotification {
-  return {
-    id: row.id,
-    title: row.title,
-    body: row.body,
-    priority: row.priority,
-    tags: row.tags === null ? [] : (JSON.parse(row.tags) as string[]),
-    url: row.url,
-    icon: row.icon,
-    actions: row.actions === null ? [] : (JSON.parse(row.actions) as Action[]),
-    key: row.key,
-    createdAt: row.created_at,
-    expiresAt: row.expires_at,
-    publisher: row.publisher,
-  };
-}
-
 function toItem(row: ItemRow): InboxItem {
   return { seq: row.seq, read: row.read !== 0, topic: row.via, notification: toNotification(row) };
-}
-
-/** Epoch ms of a `deliverAt` still in the future, or undefined when the publish goes out now. */
-function scheduledTime(request: PublishRequest, now: number): number | undefined {
-  if (request.deliverAt === undefined) return undefined;
-  const at = Date.parse(request.deliverAt);
-  return Number.isFinite(at) && at > now ? at : undefined;
-}
-
-/**
- * The stored form of a publish request. Deterministic, so an idempotent retry can rebuild the original.
- * A scheduled notification is created, and its ttl starts, when it is delivered.
- */
-function buildNotification(id: string, request: PublishRequest, publisher: string, now: number): StoredNotification {
-  const createdAt = scheduledTime(request, now) ?? now;
-  return {
-    id,
-    title: request.title,
-    body: request.body ?? '',
-    priority: request.priority ?? defaultPriority,
-    tags: request.tags ?? [],
-    url: request.url ?? null,
-    icon: request.icon ?? null,
-    actions: request.actions ?? [],
-    key: request.key ?? null,
-    createdAt,
-    expiresAt: request.ttl === undefined ? null : createdAt + request.ttl * 1000,
-    publisher,
-  };
-}
-
-/** `q` as a LIKE pattern matching it as a plain substring. */
-function likePattern(q: string): string {
-  return `%${q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
 }
 
 /**
