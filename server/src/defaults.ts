@@ -67,6 +67,17 @@ export const defaults = {
   /** `max-age` of the web inbox's hashed assets, seconds. A year: a new build gives them new names. */
   webAssetMaxAge: 365 * 24 * 60 * 60,
 
+  /** PostgreSQL connections per node (count). Group commit needs few; replays and inbox reads take the rest. */
+  postgresPoolMax: 10,
+  /** Group-commit transactions one PostgreSQL store runs at once (count). 1 keeps seqs in call order within a node. */
+  postgresCommitConcurrency: 1,
+  /** Prefix of Redis channel names, so several deployments can share one Redis. */
+  redisPrefix: 'herald:',
+  /** Channels named in one Redis SUBSCRIBE/UNSUBSCRIBE (count): a few hundred KB per command at most. */
+  redisChannelsPerCommand: 10_000,
+  /** Milliseconds a broker ping waits for Redis before reporting it unhealthy (`/readyz`). */
+  redisPingTimeoutMs: 1_000,
+
   /** Lifetime of device tokens created without `expiresIn`, seconds; 0 means no expiry. */
   deviceTokenTtl: 0,
 } as const;
