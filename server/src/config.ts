@@ -46,6 +46,21 @@ export const configSchema = z
     /** Take the client address from X-Forwarded-For (only behind a trusted proxy). */
     trustProxy: z.boolean().default(false),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    /**
+     * Where the store lives. Unset: SQLite in `data` (the embedded default). `postgres://…` or `postgresql://…`:
+     * PostgreSQL, shared by every node. Holds a password: never logged.
+     */
+    storeUrl: z
+      .string()
+      .regex(/^postgres(ql)?:\/\//, 'storeUrl must be a postgres:// or postgresql:// URL (leave it unset for SQLite)')
+      .optional(),
+    /** PostgreSQL schema holding Herald's tables; created when missing. */
+    storeSchema: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'storeSchema must be a lower-case SQL identifier').default('public'),
+    /** Redis for live fan-out between nodes (`redis://…` or `rediss://…`). Unset: the in-process broker (one node). Never logged. */
+    redisUrl: z
+      .string()
+      .regex(/^rediss?:\/\//, 'redisUrl must be a redis:// or rediss:// URL')
+      .optional(),
     /** SQLite `synchronous`: `full` survives power loss; `normal` survives process crashes only. */
     sqliteSynchronous: z.enum(['full', 'normal']).default('full'),
     /**

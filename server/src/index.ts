@@ -8,6 +8,7 @@ import { registerAdmin } from './admin.js';
 import { AuthService, generateToken, hashToken } from './auth.js';
 import type { Broker, BrokerFactory } from './broker/broker.js';
 import { createMemoryBroker } from './broker/memory.js';
+import { createRedisBroker } from './broker/redis.js';
 import type { Config } from './config.js';
 import { createFanout } from './fanout.js';
 import { createGuard } from './guard.js';
@@ -21,6 +22,7 @@ import { registerPublish } from './publish.js';
 import { RateLimiter } from './rate-limit.js';
 import { startScheduler } from './scheduler.js';
 import { openThreadedSqliteStore } from './store/sqlite-threaded.js';
+import { openPostgresStore } from './store/postgres.js';
 import type { Store } from './store/store.js';
 import { createStream, refuse } from './stream.js';
 import { registerWeb } from './web.js';
@@ -64,11 +66,15 @@ export async function createServer(config: Config, overrides: Partial<ServerDeps
   mkdirSync(config.data, { recursive: true, mode: 0o700 });
   const now = overrides.now ?? Date.now;
   const logger = overrides.logger ?? createLogger(config.logLevel);
-  const store = overrides.store ?? (await openThreadedSqliteStore({ file: join(config.data, 'herald.db'), synchronous: config.sqliteSynchronous }));
+  const store =
+    overrides.store ??
+    (config.storeUrl === undefined
+      ? await openThreadedSqliteStore({ file: join(config.data, 'herald.db'), synchronous: config.sqliteSynchronous })
+      : await openPostgresStore({ url: config.storeUrl, schema: config.storeSchema }));
   const metrics = createMetrics();
   const auth = new AuthService(store, config, now);
   const hub = new Hub(metrics);
-  const broker: Broker = (overrides.broker ?? createMemoryBroker)({
+  const broker: Broker = (overrides.broker ?? (config.redisUrl === undefined ? createMemoryBroker : createRedisBroker({ url: config.redisUrl })))({
     message: (message) => hub.message(message),
     control: (event) => {
       auth.forget(event.tokenId);

@@ -152,11 +152,25 @@ describe('environment variables', () => {
         'HERALD_DEFLATE_THRESHOLD',
         'HERALD_RATE_LIMITS',
         'HERALD_SQLITE_SYNCHRONOUS',
+        'HERALD_STORE_URL',
+        'HERALD_STORE_SCHEMA',
+        'HERALD_REDIS_URL',
       ]),
     );
-    expect(envVariables().filter((variable) => variable.secret).map((variable) => variable.name)).toEqual(['HERALD_ADMIN_TOKEN', 'HERALD_JWT_SECRET']);
+    expect(envVariables().filter((variable) => variable.secret).map((variable) => variable.name)).toEqual(['HERALD_ADMIN_TOKEN', 'HERALD_JWT_SECRET', 'HERALD_STORE_URL', 'HERALD_REDIS_URL']);
     const help = describeEnv();
     for (const name of names) expect(help).toContain(name);
+    // A URL with a password in it is treated as a secret: a bad value is named, never echoed.
+    const refused = (() => {
+      try {
+        loadConfig({ flags: {}, env: { HERALD_STORE_URL: 'mysql://root:hunter2@db/herald' }, cwd: tmpdir() });
+      } catch (error) {
+        return String(error);
+      }
+      return 'accepted';
+    })();
+    expect(refused).toMatch(/storeUrl must be a postgres/);
+    expect(refused).not.toContain('hunter2');
     expect(help).toContain('HERALD_CONFIG');
   });
 

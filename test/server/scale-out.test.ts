@@ -1,0 +1,55 @@
+/**
+ * Two Herald nodes sharing one PostgreSQL schema and one Redis: what a device on one node sees of publishes,
+ * reads and revocations made on the other.
+ */
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { TestClient, startServer, type TestServer } from '../helpers.js';
+import { freePort, RedisProcess } from '../redis-process.js';
+
+const storeUrl = 'postgres://postgres@127.0.0.1:5432/test';
+const storeSchema = `herald_scale_${randomBytes(6).toString('hex')}`;
+let redis: RedisProcess;
+const nodes: TestServer[] = [];
+
+beforeAll(async () => {
+  redis = new RedisProcess(await freePort());
+  await redis.start();
+  // One after the other: the second node finds the schema migrated by the first.
+  for (let i = 0; i < 2; i++) nodes.push(await startServer({ storeUrl, storeSchema, redisUrl: redis.url }));
+});
+
+afterAll(async () => {
+  for (const node of nodes) await node.close();
+  await redis.dispose();
+  const client = new pg.Client({ connectionString: storeUrl });
+  await client.connect();
+  await client.query(`DROP SCHEMA IF EXISTS ${storeSchema} CASCADE`);
+  await client.end();
+});
+
+it('delivers a publish made on one node to a device on the other, shares read state, and closes a revoked token everywhere', async () => {
+  const [a, b] = nodes as [TestServer, TestServer];
+  for (const node of nodes) expect((await node.api('GET', '/readyz', { token: '' })).body).toEqual({ status: 'ready', store: true, broker: true });
+  expect((await a.api('POST', '/v1/users', { body: { name: 'alice' } })).status).toBe(201);
+  const device = await a.api<{ id: string; token: string }>('POST', '/v1/tokens', { body: { kind: 'device', user: 'alice' } });
+
+  const onB = await TestClient.open(b.wsUrl, device.body.token);
+  onB.send({ type: 'hello', v: 1, since: 0 });
+  await onB.next('synced');
+
+  const published = await a.api<{ id: string }>('POST', '/v1/notifications', { body: { to: { users: ['alice'] }, title: 'from node A' } });
+  expect(published.status).toBe(202);
+  const frame = await onB.next('notification');
+  expect(frame).toMatchObject({ seq: 1, id: published.body.id, title: 'from node A' });
+
+  // Read on node A, by the device's token over HTTP: the socket on node B hears of it.
+  expect((await a.api('POST', '/v1/inbox/read', { token: device.body.token, body: { seqs: [1] } })).body).toEqual({ unread: 0 });
+  expect(await onB.next('read')).toMatchObject({ seqs: [1], unread: 0 });
+
+  // Revoked on node A: node B closes the live socket with 4501, and refuses the token from then on.
+  expect((await a.api('DELETE', `/v1/tokens/${device.body.id}`)).status).toBeLessThan(300);
+  expect((await onB.closed).code).toBe(4501);
+  expect((await b.api('GET', '/v1/me', { token: device.body.token })).status).toBe(401);
+});
