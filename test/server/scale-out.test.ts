@@ -53,3 +53,41 @@ it('delivers a publish made on one node to a device on the other, shares read st
   expect((await onB.closed).code).toBe(4501);
   expect((await b.api('GET', '/v1/me', { token: device.body.token })).status).toBe(401);
 });
+
+it('keeps every user’s seqs 1..N without holes or duplicates under 8 publishers × 5,000 publishes across both nodes', async () => {
+  const users = ['u0', 'u1', 'u2', 'u3', 'u4'];
+  const [a] = nodes as [TestServer, TestServer];
+  for (const name of users) expect((await a.api('POST', '/v1/users', { body: { name } })).status).toBe(201);
+  const perPublisher = 5_000;
+  const accepted = new Map<string, number>(users.map((name) => [name, 0]));
+  // Publisher p sends through node p % 2, to two overlapping users, with 16 requests in flight each.
+  await Promise.all(
+    Array.from({ length: 8 }, async (_, p) => {
+      const node = nodes[p % 2] as TestServer;
+      let next = 0;
+      const lane = async () => {
+        while (next < perPublisher) {
+          const i = next++;
+          const to = [users[(p + i) % users.length] ?? 'u0', users[(p + i + 1) % users.length] ?? 'u0'];
+          const { status } = await node.api('POST', '/v1/notifications', { body: { to: { users: to }, title: `p${p}-${i}` } });
+          expect(status).toBe(202);
+          for (const name of to) accepted.set(name, (accepted.get(name) ?? 0) + 1);
+        }
+      };
+      await Promise.all(Array.from({ length: 16 }, lane));
+    }),
+  );
+  const client = new pg.Client({ connectionString: storeUrl });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ name: string; n: string; lo: string; hi: string; distinct: string }>(
+      `SELECT u.name, count(*) AS n, min(i.seq) AS lo, max(i.seq) AS hi, count(DISTINCT i.seq) AS distinct
+         FROM ${storeSchema}.inbox i JOIN ${storeSchema}.users u ON u.id = i.user_id
+        WHERE u.name = ANY($1) GROUP BY u.name ORDER BY u.name`,
+      [users],
+    );
+    expect(rows.map((r) => [r.name, Number(r.n), Number(r.lo), Number(r.hi), Number(r.distinct)])).toEqual(users.map((name) => [name, accepted.get(name), 1, accepted.get(name), accepted.get(name)]));
+  } finally {
+    await client.end();
+  }
+});
