@@ -5,6 +5,8 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { createConnection } from '../../main/connection.js';
+import { memoryCursor } from '../../main/cursor.js';
 import { TestClient, startServer, type TestServer } from '../helpers.js';
 import { freePort, RedisProcess } from '../redis-process.js';
 
@@ -17,7 +19,8 @@ beforeAll(async () => {
   redis = new RedisProcess(await freePort());
   await redis.start();
   // One after the other: the second node finds the schema migrated by the first.
-  for (let i = 0; i < 2; i++) nodes.push(await startServer({ storeUrl, storeSchema, redisUrl: redis.url }));
+  // A short heartbeat, so a device soon notices it is behind if Redis dropped a live frame.
+  for (let i = 0; i < 2; i++) nodes.push(await startServer({ storeUrl, storeSchema, redisUrl: redis.url, heartbeatMs: 300 }));
 });
 
 afterAll(async () => {
@@ -89,5 +92,49 @@ it('keeps every user’s seqs 1..N without holes or duplicates under 8 publisher
     expect(rows.map((r) => [r.name, Number(r.n), Number(r.lo), Number(r.hi), Number(r.distinct)])).toEqual(users.map((name) => [name, accepted.get(name), 1, accepted.get(name), accepted.get(name)]));
   } finally {
     await client.end();
+  }
+});
+
+it('loses nothing that got a 202 while Redis is killed and restarted mid-stream, and both nodes recover by themselves', async () => {
+  const [a, b] = nodes as [TestServer, TestServer];
+  expect((await a.api('POST', '/v1/users', { body: { name: 'dora' } })).status).toBe(201);
+  const device = await a.api<{ token: string }>('POST', '/v1/tokens', { body: { kind: 'device', user: 'dora' } });
+  // The desktop app's own connection, on node B.
+  const connection = createConnection({ server: b.url, token: device.body.token, cursor: memoryCursor(0) });
+  const seen: number[] = [];
+  let waiter: (() => void) | undefined;
+  connection.on('notification', (item) => {
+    seen.push(item.seq);
+    waiter?.();
+  });
+  const synced = new Promise<void>((resolve) => connection.on('synced', () => resolve()));
+  connection.start();
+  await synced;
+
+  let accepted = 0;
+  const publishSome = async (count: number) => {
+    for (let i = 0; i < count; i++) {
+      const { status } = await a.api('POST', '/v1/notifications', { body: { to: { users: ['dora'] }, title: `n${accepted + 1}` } });
+      expect(status).toBe(202);
+      accepted += 1;
+    }
+  };
+  try {
+    await publishSome(20);
+    await redis.kill();
+    await publishSome(20); // stored in PostgreSQL; their live frames have nowhere to go
+    await redis.start();
+    await publishSome(20);
+    await new Promise<void>((resolve) => {
+      waiter = () => {
+        if (seen.length >= accepted) resolve();
+      };
+      waiter();
+    });
+    expect(seen).toEqual(Array.from({ length: accepted }, (_, i) => i + 1));
+    // Both nodes are ready again by themselves.
+    for (const node of nodes) expect((await node.api('GET', '/readyz', { token: '' })).status).toBe(200);
+  } finally {
+    await connection.close();
   }
 });
