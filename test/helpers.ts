@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,11 +22,22 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
+/**
+ * With HERALD_TEST_BACKEND=scale-out, servers run on PostgreSQL (a schema of their own) and Redis (a channel
+ * prefix of their own) instead of SQLite and the in-process broker: the same tests, run once per backend.
+ */
+function scaleOutBackend(data: string, overrides: ConfigInput): ConfigInput {
+  if (process.env.HERALD_TEST_BACKEND !== 'scale-out' || overrides.storeUrl !== undefined) return {};
+  // Named after the data directory, so a test that restarts a server on the same data finds its data again.
+  const id = createHash('sha256').update(data).digest('hex').slice(0, 12);
+  return { storeUrl: 'postgres://postgres@127.0.0.1:5432/test', storeSchema: `herald_t_${id}`, redisUrl: 'redis://127.0.0.1:6379', redisPrefix: `herald-test-${id}:` };
+}
+
 /** A real server on port 0 with its own SQLite file; rate limits off unless the test sets them. */
 export async function startServer(overrides: ConfigInput = {}, deps: Partial<ServerDeps> = {}): Promise<TestServer> {
   const data = overrides.data ?? tempDir();
   const adminToken = 'test-admin-token-' + 'x'.repeat(32);
-  const config = resolveConfig({ port: 0, data, adminToken, logLevel: 'silent', rateLimits: false, ...overrides });
+  const config = resolveConfig({ port: 0, data, adminToken, logLevel: 'silent', rateLimits: false, ...scaleOutBackend(data, overrides), ...overrides });
   const server = await createServer(config, { logger: pino({ level: 'silent' }), ...deps });
   const { url } = await server.listen();
   const api = async <T>(method: string, path: string, options: { token?: string; body?: unknown; headers?: Record<string, string> } = {}) => {

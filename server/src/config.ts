@@ -61,6 +61,8 @@ export const configSchema = z
       .string()
       .regex(/^rediss?:\/\//, 'redisUrl must be a redis:// or rediss:// URL')
       .optional(),
+    /** Prefix of Herald's Redis channel names, so several deployments can share one Redis. */
+    redisPrefix: z.string().min(1).max(64).default(defaults.redisPrefix),
     /** SQLite `synchronous`: `full` survives power loss; `normal` survives process crashes only. */
     sqliteSynchronous: z.enum(['full', 'normal']).default('full'),
     /**

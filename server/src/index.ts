@@ -74,7 +74,7 @@ export async function createServer(config: Config, overrides: Partial<ServerDeps
   const metrics = createMetrics();
   const auth = new AuthService(store, config, now);
   const hub = new Hub(metrics);
-  const broker: Broker = (overrides.broker ?? (config.redisUrl === undefined ? createMemoryBroker : createRedisBroker({ url: config.redisUrl })))({
+  const broker: Broker = (overrides.broker ?? (config.redisUrl === undefined ? createMemoryBroker : createRedisBroker({ url: config.redisUrl, prefix: config.redisPrefix })))({
     message: (message) => hub.message(message),
     control: (event) => {
       auth.forget(event.tokenId);
