@@ -319,7 +319,10 @@ const retype = (value: Json): Json => (typeof value === 'string' ? Number(value)
 /** Applies mutations to a deep copy of `base`; deterministic, so fast-check can shrink and replay. */
 function mutate(base: Json, mutations: Mutation[]): Json {
   let root = structuredClone(base);
-  for (const m of mutations) {
+  for (const applied of mutations) {
+    // A copy of the value each time: a constant arbitrary hands out one instance, and inserting it twice
+    // (once into itself) would make a circular structure JSON cannot render.
+    const m = { ...applied, value: structuredClone(applied.value) };
     const all = containers(root);
     const target = all[m.at % Math.max(all.length, 1)];
     if (target === undefined) {
