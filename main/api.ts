@@ -28,6 +28,11 @@ export const apiErrorText: Record<ApiErrorCode, string> = {
   bad_response: 'The server sent an answer this app does not understand.',
 };
 
+/** One spelling per server: origin plus path, no trailing slash (`https://Host/herald/` → `https://host/herald`). */
+export function canonicalServer(url: URL): string {
+  return (url.origin + url.pathname).replace(/\/+$/, '');
+}
+
 /** An http(s) server URL (https when the scheme is left out) reduced to its origin plus path, without a trailing slash; throws `invalid_url`. */
 export function normalizeServerUrl(raw: string): string {
   let url: URL;
@@ -40,7 +45,7 @@ export function normalizeServerUrl(raw: string): string {
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ApiError('invalid_url', apiErrorText.invalid_url);
   if (url.username !== '' || url.password !== '') throw new ApiError('invalid_url', 'Leave the user name and password out of the address.');
-  return (url.origin + url.pathname).replace(/\/+$/, '');
+  return canonicalServer(url);
 }
 
 const health = z.object({ status: z.literal('ok'), service: z.literal('herald') });

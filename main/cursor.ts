@@ -5,6 +5,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { canonicalServer } from './api.js';
 
 /** What the connection needs from a cursor store: the last delivered seq of its account. */
 export interface Cursor {
@@ -48,8 +49,7 @@ export function memoryCursor(initial?: number): Cursor {
 
 /** `https://Host.example.com/herald/` and `https://host.example.com/herald` are one server. */
 function serverKey(server: string): string {
-  const url = new URL(server);
-  return `${url.protocol}//${url.host}${url.pathname.replace(/\/+$/, '')}`;
+  return canonicalServer(new URL(server));
 }
 
 const fileFormat = 1;

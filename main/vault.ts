@@ -5,6 +5,7 @@
  * sentence that says what to install or unlock.
  */
 import { userName } from '@herald/protocol';
+import { canonicalServer } from './api.js';
 
 /** The part of keytar the vault uses; injected so the logic runs against any keychain. */
 export interface Keychain {
@@ -153,8 +154,7 @@ function normalizeServer(raw: unknown): string {
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new VaultError('invalid_server', 'The server must be an http:// or https:// URL.');
   if (url.username !== '' || url.password !== '') throw new VaultError('invalid_server', 'The server URL must not contain a user name or password.');
   if (url.search !== '' || url.hash !== '') throw new VaultError('invalid_server', 'The server URL must not have a query or fragment.');
-  // Same shape as normalizeServerUrl in api.ts: origin plus path, no trailing slash, so one server has one key.
-  return (url.origin + url.pathname).replace(/\/+$/, '');
+  return canonicalServer(url);
 }
 
 function checkUser(user: unknown): string {
