@@ -3,6 +3,7 @@
  * Human-readable messages go to stderr; stdout carries only results (a token, a table, `--json` output),
  * so `TOKEN=$(herald-server token create --user alice)` works.
  */
+import cluster from 'node:cluster';
 import { readFileSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -138,6 +139,7 @@ function createProgram(io: CliIo, state: { exitCode: number }): Command {
     .option('--tls-cert <file>', 'PEM certificate; serves HTTPS and WSS directly (needs --tls-key)')
     .option('--tls-key <file>', 'PEM private key (needs --tls-cert)')
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (default: info)')
+    .option('--workers <n>', 'worker processes sharing the port, each on its own core; auto: one per core (default: 1)')
     .addHelpText(
       'after',
       `
@@ -149,6 +151,7 @@ ${describeEnv()}
 Examples:
   $ herald-server start
   $ herald-server start --port 0 --data /var/lib/herald
+  $ herald-server start --workers auto
   $ HERALD_ADMIN_TOKEN=... HERALD_HOST=0.0.0.0 herald-server start --config /etc/herald.yml`,
     )
     .action(async (flags: Record<string, unknown>) => {
@@ -368,8 +371,14 @@ async function start(flags: Record<string, unknown>, io: CliIo): Promise<number>
   for (const name of unknownEnvVariables(io.env)) io.stderr(`warning: ignoring unknown variable ${name}\n`);
 
   // Loaded here, not at the top: admin commands and --help need none of the server's modules.
+  const { workerCount, reportListening } = await import('./workers.js');
+  const count = workerCount(config);
+  if (count > 1 && cluster.isPrimary) return startPrimary(config, count, file, io);
+
   const { createServer } = await import('./index.js');
-  const server = await createServer(config);
+  const { createIpcBroker } = await import('./broker/ipc.js');
+  const worker = cluster.isWorker;
+  const server = await createServer(config, worker && config.redisUrl === undefined ? { broker: createIpcBroker() } : {});
   let url: string;
   try {
     ({ url } = await server.listen());
@@ -377,34 +386,99 @@ async function start(flags: Record<string, unknown>, io: CliIo): Promise<number>
     await server.close().catch(() => undefined);
     throw listenError(error, config);
   }
+  server.logger.info({ url }, 'listening');
+  if (worker) {
+    reportListening(url);
+    return serveAsWorker(server);
+  }
 
-  const stopped = new Promise<number>((resolve) => {
+  const stopped = onStopSignal(io, (resolve) => {
+    void server.close().then(
+      () => {
+        io.stderr('herald-server: stopped\n');
+        resolve(ExitCode.ok);
+      },
+      (error: unknown) => {
+        io.stderr(`error: shutdown failed: ${error instanceof Error ? error.message : String(error)}\n`);
+        resolve(ExitCode.failure);
+      },
+    );
+  });
+  io.stderr(startBanner(config, url, file, server.adminTokenFile, io));
+  return stopped;
+}
+
+/**
+ * Calls `stop` on the first SIGINT or SIGTERM, and exits at once on the second.
+ * Resolves with the exit code `stop` settles on.
+ */
+function onStopSignal(io: CliIo, stop: (resolve: (code: number) => void) => void, force: () => void = () => process.exit(ExitCode.failure)): Promise<number> {
+  return new Promise<number>((resolve) => {
     let stopping = false;
     const onSignal = (signal: NodeJS.Signals) => {
       if (stopping) {
         io.stderr(`herald-server: ${signal} again; exiting without waiting\n`);
-        process.exit(ExitCode.failure);
+        force();
+        return;
       }
       stopping = true;
       io.stderr(`herald-server: ${signal}: shutting down (send it again to force)\n`);
-      server.close().then(
-        () => {
-          io.stderr('herald-server: stopped\n');
-          resolve(ExitCode.ok);
-        },
-        (error: unknown) => {
-          io.stderr(`error: shutdown failed: ${error instanceof Error ? error.message : String(error)}\n`);
-          resolve(ExitCode.failure);
-        },
-      );
+      stop(resolve);
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
   });
+}
 
-  server.logger.info({ url }, 'listening');
-  io.stderr(startBanner(config, url, file, server.adminTokenFile, io));
+/** `--workers N` in the primary: prepares the data once, forks the workers and supervises them. */
+async function startPrimary(config: Config, count: number, file: string | undefined, io: CliIo): Promise<number> {
+  const { prepareData } = await import('./index.js');
+  const { superviseWorkers } = await import('./workers.js');
+  const adminTokenFile = await prepareData(config);
+  const supervisor = superviseWorkers(config, count, (line) => io.stderr(`herald-server: ${line}\n`));
+  let url: string;
+  try {
+    url = await supervisor.ready;
+  } catch (error) {
+    await supervisor.stopped;
+    throw new CliError(`${error instanceof Error ? error.message : String(error)}; see its output above`);
+  }
+  const stopped = onStopSignal(
+    io,
+    (resolve) => {
+      supervisor.stop();
+      void supervisor.stopped.then((code) => {
+        io.stderr(code === 0 ? 'herald-server: stopped\n' : 'error: a worker did not stop cleanly\n');
+        resolve(code);
+      });
+    },
+    () => supervisor.stop(),
+  );
+  const fanout = config.redisUrl === undefined ? 'through this process' : 'through Redis';
+  io.stderr(`herald-server: ${count} workers (pids ${Object.values(cluster.workers ?? {}).map((w) => String(w?.process.pid)).join(', ')}), fanning out ${fanout}\n`);
+  io.stderr(startBanner(config, url, file, adminTokenFile, io));
   return stopped;
+}
+
+/**
+ * A worker stops gracefully on the first SIGINT or SIGTERM (the terminal and the primary may both send one),
+ * or when the primary is gone; the primary alone decides to force.
+ */
+function serveAsWorker(server: { close(): Promise<void> }): Promise<number> {
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = () => {
+      if (stopping) return;
+      stopping = true;
+      server.close().then(
+        () => resolve(ExitCode.ok),
+        () => resolve(ExitCode.failure),
+      );
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+    process.on('disconnect', stop);
+  });
 }
 
 function listenError(error: unknown, config: Config): Error {
@@ -728,6 +802,8 @@ function isEntryModule(): boolean {
 if (isEntryModule()) {
   const code = await main(process.argv.slice(2));
   process.exitCode = code;
+  // A `--workers` worker is done: its IPC channel to the primary would keep it alive (and stderr is a pipe, written synchronously).
+  if (cluster.isWorker) process.exit(code);
   // Exit normally so piped output drains, but do not let a stray handle keep a finished command alive.
   setTimeout(() => process.exit(code), 2_000).unref();
 }

@@ -22,7 +22,9 @@ export type ValueKind =
   /** Comma-separated; blanks around items are dropped. */
   | { type: 'list' }
   /** A feature that is `false` when off and an object of defaults when on (`rateLimits`). */
-  | { type: 'switch' };
+  | { type: 'switch' }
+  /** A positive integer, or `auto` for a value the server works out (`workers`). */
+  | { type: 'count' };
 
 /** One `HERALD_*` variable and the option it sets. */
 export interface EnvVariable {
@@ -190,6 +192,8 @@ function kindOf(schema: Schema): ValueKind | undefined {
     const options = (inner.options as readonly Schema[]).map(unwrap);
     const hasFalse = options.some((option) => option instanceof z.ZodLiteral && option.values.has(false));
     if (hasFalse && options.some((option) => option instanceof z.ZodObject)) return { type: 'switch' };
+    const hasAuto = options.some((option) => option instanceof z.ZodLiteral && option.values.has('auto'));
+    if (hasAuto && options.some((option) => option instanceof z.ZodNumber)) return { type: 'count' };
   }
   return undefined;
 }
@@ -297,6 +301,11 @@ function coerce(text: string, kind: ValueKind, label: string, secret: boolean, p
       if (/^[+-]?\d+$/.test(trimmed)) return Number(trimmed);
       problems.push(`${label}: expected a whole number${got}`);
       return undefined;
+    case 'count':
+      if (trimmed.toLowerCase() === 'auto') return 'auto';
+      if (/^\+?\d+$/.test(trimmed)) return Number(trimmed);
+      problems.push(`${label}: expected a whole number or auto${got}`);
+      return undefined;
     case 'number':
       if (/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(trimmed)) return Number(trimmed);
       problems.push(`${label}: expected a number${got}`);
@@ -344,6 +353,8 @@ function describeKind(kind: ValueKind): string {
       return 'comma-separated list';
     case 'switch':
       return 'on|off';
+    case 'count':
+      return 'integer|auto';
   }
 }
 

@@ -45,6 +45,11 @@ export const configSchema = z
     metricsAuth: z.boolean().default(false),
     /** Take the client address from X-Forwarded-For (only behind a trusted proxy). */
     trustProxy: z.boolean().default(false),
+    /**
+     * Worker processes serving one port (node:cluster), each on a core of its own; `auto` starts one per core.
+     * They share the store, and fan out to each other through Redis when configured, else through the primary.
+     */
+    workers: z.union([z.int().min(1).max(1024), z.literal('auto')]).default(1),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     /**
      * Where the store lives. Unset: SQLite in `data` (the embedded default). `postgres://…` or `postgresql://…`:

@@ -62,15 +62,33 @@ async function bootstrapAdmin(config: Config, store: Store, now: number): Promis
   return file;
 }
 
+/** The configured store: SQLite in the data directory (the embedded default), or PostgreSQL. */
+function openStore(config: Config): Promise<Store> {
+  return config.storeUrl === undefined
+    ? openThreadedSqliteStore({ file: join(config.data, 'herald.db'), synchronous: config.sqliteSynchronous })
+    : openPostgresStore({ url: config.storeUrl, schema: config.storeSchema });
+}
+
+/**
+ * Migrates the store and writes `<data>/admin.token` when due, then closes the store again. The primary of
+ * `--workers N` runs it once before forking, so workers starting together find both done.
+ * Resolves to the admin token file when this call created it.
+ */
+export async function prepareData(config: Config, now = Date.now()): Promise<string | undefined> {
+  mkdirSync(config.data, { recursive: true, mode: 0o700 });
+  const store = await openStore(config);
+  try {
+    return await bootstrapAdmin(config, store, now);
+  } finally {
+    await store.close();
+  }
+}
+
 export async function createServer(config: Config, overrides: Partial<ServerDeps> = {}): Promise<HeraldServer> {
   mkdirSync(config.data, { recursive: true, mode: 0o700 });
   const now = overrides.now ?? Date.now;
   const logger = overrides.logger ?? createLogger(config.logLevel);
-  const store =
-    overrides.store ??
-    (config.storeUrl === undefined
-      ? await openThreadedSqliteStore({ file: join(config.data, 'herald.db'), synchronous: config.sqliteSynchronous })
-      : await openPostgresStore({ url: config.storeUrl, schema: config.storeSchema }));
+  const store = overrides.store ?? (await openStore(config));
   const metrics = createMetrics();
   const auth = new AuthService(store, config, now);
   const hub = new Hub(metrics);
@@ -80,7 +98,10 @@ export async function createServer(config: Config, overrides: Partial<ServerDeps
       auth.forget(event.tokenId);
       hub.control(event);
     },
+    lag: (ms) => metrics.brokerLag.observe(ms / 1000),
   });
+  metrics.sources.broker = () => broker.stats?.();
+  metrics.sources.pool = () => store.poolStats?.();
   hub.broker = broker;
   const adminTokenFile = await bootstrapAdmin(config, store, now());
 

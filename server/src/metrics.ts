@@ -1,11 +1,55 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { BrokerStats } from './broker/broker.js';
+import type { PoolStats } from './store/store.js';
+
+/** Figures read from the broker and the store when /metrics is scraped. */
+export interface MetricSources {
+  broker?: () => BrokerStats | undefined;
+  pool?: () => PoolStats | undefined;
+}
 
 /** Prometheus metrics, on a registry of their own so several servers can live in one process (tests). */
 export function createMetrics() {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'herald_' });
+  const sources: MetricSources = {};
+  new Counter({
+    name: 'herald_broker_messages_total',
+    help: 'User messages this node handed to the broker (published), got from it (received), or lost (dropped)',
+    labelNames: ['kind'] as const,
+    registers: [registry],
+    collect() {
+      const stats = sources.broker?.();
+      if (!stats) return;
+      this.reset();
+      for (const kind of ['published', 'received', 'dropped'] as const) this.inc({ kind }, stats[kind]);
+    },
+  });
+  new Counter({
+    name: 'herald_broker_resubscribes_total',
+    help: 'Broker reconnects after which every subscription was restored',
+    registers: [registry],
+    collect() {
+      const stats = sources.broker?.();
+      if (!stats) return;
+      this.reset();
+      this.inc(stats.resubscribes);
+    },
+  });
+  new Gauge({
+    name: 'herald_store_pool_connections',
+    help: 'Store connection pool: connections open (total), idle, and callers waiting for one',
+    labelNames: ['state'] as const,
+    registers: [registry],
+    collect() {
+      const stats = sources.pool?.();
+      if (!stats) return;
+      for (const state of ['total', 'idle', 'waiting'] as const) this.set({ state }, stats[state]);
+    },
+  });
   return {
     registry,
+    sources,
     connections: new Gauge({ name: 'herald_connections', help: 'Open authenticated WebSocket connections', registers: [registry] }),
     publishes: new Counter({
       name: 'herald_publishes_total',
@@ -29,6 +73,12 @@ export function createMetrics() {
       registers: [registry],
     }),
     closes: new Counter({ name: 'herald_closes_total', help: 'Connections closed by the server', labelNames: ['code'] as const, registers: [registry] }),
+    brokerLag: new Histogram({
+      name: 'herald_broker_lag_seconds',
+      help: 'Time from a publish to its arrival through the broker (Redis, or the primary of --workers)',
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers: [registry],
+    }),
     rejected: new Counter({ name: 'herald_rejected_total', help: 'WebSocket upgrades refused before a session started', labelNames: ['code'] as const, registers: [registry] }),
   };
 }

@@ -153,12 +153,12 @@ describe('Redis broker', () => {
     const [, b, prefix] = twoNodes();
     await b.broker.subscribe(1);
     const user1 = `${prefix}user:1`;
-    const garbage = ['', 'abc', '1:2', ':1:{}', 'x:1:{}', '2:1:{}', '1:-1:{}', '1:1.5:{}', '1:1:not json', '1:1:', '99999999999999999999:1:{}'];
+    const garbage = ['', 'abc', '1:2', ':1:0:{}', 'x:1:0:{}', '2:1:0:{}', '1:-1:0:{}', '1:1.5:0:{}', '1:1:0:not json', '1:1:0:', '99999999999999999999:1:0:{}', '1:1:{}', '1:1::{}', '1:1:-5:{}', '1:1:x:{}'];
     for (const payload of garbage) await admin.publish(user1, payload);
     const badControl = ['{', '{"type":"nope"}', '{"type":"revoke"}', 'null', ''];
     for (const payload of badControl) await admin.publish(`${prefix}control`, payload);
     await admin.publish(user1, Buffer.from([0xff, 0xfe, 0x00]));
-    await admin.publish(user1, `1:7:${frame(1, 7)}`);
+    await admin.publish(user1, `1:7:${Date.now()}:${frame(1, 7)}`);
     await b.until(() => b.messages.length === 1);
     expect(b.messages).toEqual([{ user: 1, seq: 7, frame: frame(1, 7) }]);
     expect(b.controls).toEqual([]);

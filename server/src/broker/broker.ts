@@ -11,6 +11,20 @@ export type ControlEvent = { type: 'revoke'; tokenId: string };
 export interface BrokerHandlers {
   message(message: UserMessage): void;
   control(event: ControlEvent): void;
+  /** Called for messages from another node or worker: milliseconds since it was published there. */
+  lag?(ms: number): void;
+}
+
+/** Counters for `/metrics`, kept by brokers that cross a process boundary. */
+export interface BrokerStats {
+  /** Reconnects after which the subscriptions were restored and confirmed. */
+  resubscribes: number;
+  /** User messages handed to the transport (failed ones are also counted in `dropped`). */
+  published: number;
+  /** User messages received and passed to the hub. */
+  received: number;
+  /** Messages lost on this node: publishes the transport refused or never got, and undecodable inbound messages. */
+  dropped: number;
 }
 
 /**
@@ -27,6 +41,7 @@ export interface Broker {
   publishControl(event: ControlEvent): void;
   ping(): Promise<boolean>;
   close(): Promise<void>;
+  stats?(): BrokerStats;
 }
 
 export type BrokerFactory = (handlers: BrokerHandlers) => Broker;

@@ -22,7 +22,7 @@
  */
 import { Cluster, Redis } from 'ioredis';
 import { z } from 'zod';
-import type { Broker, BrokerHandlers, ControlEvent, UserMessage } from './broker.js';
+import type { Broker, BrokerHandlers, BrokerStats, ControlEvent, UserMessage } from './broker.js';
 import { defaults } from '../defaults.js';
 
 export interface RedisBrokerOptions {
@@ -42,20 +42,8 @@ export interface RedisBrokerOptions {
   onResubscribe?: (users: number) => void;
 }
 
-/** Counters for `/metrics`. */
-export interface RedisBrokerStats {
-  /** Reconnects after which the subscriptions were restored and confirmed. */
-  resubscribes: number;
-  /** User messages handed to Redis (failed ones are also counted in `dropped`). */
-  published: number;
-  /** User messages received and passed to the hub. */
-  received: number;
-  /** Messages lost on this node: publishes Redis refused or never got, and undecodable inbound messages. */
-  dropped: number;
-}
-
 export interface RedisBroker extends Broker {
-  stats(): RedisBrokerStats;
+  stats(): BrokerStats;
 }
 
 const controlEvent = z.object({ type: z.literal('revoke'), tokenId: z.string() });
@@ -96,7 +84,7 @@ class RedisPubSubBroker implements RedisBroker {
   #closed = false;
   #readyOnce = false;
   #controlPending = true;
-  readonly #stats: RedisBrokerStats = { resubscribes: 0, published: 0, received: 0, dropped: 0 };
+  readonly #stats: BrokerStats = { resubscribes: 0, published: 0, received: 0, dropped: 0 };
 
   constructor(
     readonly options: RedisBrokerOptions,
@@ -187,9 +175,10 @@ class RedisPubSubBroker implements RedisBroker {
   }
 
   publish(messages: UserMessage[]): void {
+    const sentAt = Date.now();
     for (const message of messages) {
       this.#stats.published++;
-      this.#pub.publish(this.#channel(message.user), `${message.user}:${message.seq}:${message.frame}`).catch(() => this.#stats.dropped++);
+      this.#pub.publish(this.#channel(message.user), `${message.user}:${message.seq}:${sentAt}:${message.frame}`).catch(() => this.#stats.dropped++);
     }
   }
 
@@ -226,7 +215,7 @@ class RedisPubSubBroker implements RedisBroker {
     await Promise.all([quit(this.#pub.redis), quit(this.#sub.redis)]);
   }
 
-  stats(): RedisBrokerStats {
+  stats(): BrokerStats {
     return { ...this.#stats };
   }
 
@@ -286,7 +275,7 @@ class RedisPubSubBroker implements RedisBroker {
     this.options.onResubscribe?.(this.#users.size);
   }
 
-  /** Decodes `<user>:<seq>:<frame>` without trusting it: anything malformed is counted and ignored. */
+  /** Decodes `<user>:<seq>:<sentAt>:<frame>` without trusting it: anything malformed is counted and ignored. */
   #receive(channel: string, payload: string): void {
     if (channel === this.#control) {
       let event: ControlEvent;
@@ -299,32 +288,37 @@ class RedisPubSubBroker implements RedisBroker {
       this.handlers.control(event);
       return;
     }
-    const message = decode(payload);
+    const decoded = decode(payload);
     // A late message for a user unsubscribed meanwhile, or one sent to the wrong channel, is not delivered.
-    if (!message || channel !== this.#channel(message.user) || !this.#users.has(message.user)) {
+    if (!decoded || channel !== this.#channel(decoded.message.user) || !this.#users.has(decoded.message.user)) {
       this.#stats.dropped++;
       return;
     }
     this.#stats.received++;
+    this.handlers.lag?.(Date.now() - decoded.sentAt);
     try {
-      this.handlers.message(message);
+      this.handlers.message(decoded.message);
     } catch (error) {
       this.options.onError?.(toError(error));
     }
   }
 }
 
-function decode(payload: string): UserMessage | undefined {
-  const a = payload.indexOf(':');
-  const b = a < 1 ? -1 : payload.indexOf(':', a + 1);
-  if (b < 0) return undefined;
-  const user = Number(payload.slice(0, a));
-  const seq = Number(payload.slice(a + 1, b));
-  if (!Number.isSafeInteger(user) || user < 1 || !Number.isSafeInteger(seq) || seq < 0) return undefined;
-  const frame = payload.slice(b + 1);
+function decode(payload: string): { message: UserMessage; sentAt: number } | undefined {
+  const fields: number[] = [];
+  let start = 0;
+  for (let i = 0; i < 3; i++) {
+    const end = payload.indexOf(':', start);
+    if (end <= start) return undefined;
+    fields.push(Number(payload.slice(start, end)));
+    start = end + 1;
+  }
+  const [user = 0, seq = -1, sentAt = -1] = fields;
+  if (!Number.isSafeInteger(user) || user < 1 || !Number.isSafeInteger(seq) || seq < 0 || !Number.isSafeInteger(sentAt) || sentAt < 0) return undefined;
+  const frame = payload.slice(start);
   // Frames are JSON objects; anything else would reach sockets as garbage.
   if (!frame.startsWith('{') || !frame.endsWith('}')) return undefined;
-  return { user, seq, frame };
+  return { message: { user, seq, frame }, sentAt };
 }
 
 async function quit(redis: Redis | Cluster): Promise<void> {

@@ -448,6 +448,9 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
     }),
   );
 
+  // Every write transaction is run with `.immediate()`: several processes (`--workers`) may share the file, and
+  // a deferred transaction that read first cannot upgrade to the write lock when another process wrote meanwhile
+  // (SQLITE_BUSY at once, without the busy timeout). BEGIN IMMEDIATE takes the lock up front and waits for it.
   const commitGroup = db.transaction((entries: Pending[]): PublishOutcome[][] => {
     const orphans = new Set<number>();
     const results = entries.map((entry): PublishOutcome[] => {
@@ -479,14 +482,14 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
     queued = 0;
     let results: PublishOutcome[][];
     try {
-      results = commitGroup(entries);
+      results = commitGroup.immediate(entries);
     } catch {
       // Something unexpected (a duplicate id, a full disk) broke the shared transaction:
       // commit each call on its own so only the culprit fails.
       for (const entry of entries) {
         let outcomes: PublishOutcome[] | undefined;
         try {
-          outcomes = commitGroup([entry])[0];
+          outcomes = commitGroup.immediate([entry])[0];
         } catch (error) {
           entry.reject(error);
           continue;
@@ -646,8 +649,8 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
       return outcome;
     },
     publishBatch: (inputs) => (inputs.length === 0 ? Promise.resolve([]) : enqueue(inputs, true)),
-    releaseDue: (now) => settle(() => release(now)),
-    retract: (id, publisher) => settle(() => retractTx(id, publisher)),
+    releaseDue: (now) => settle(() => release.immediate(now)),
+    retract: (id, publisher) => settle(() => retractTx.immediate(id, publisher)),
 
     inbox: (user, query: InboxQuery, now) =>
       settle(() => {
@@ -677,10 +680,10 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
     head: (user) => settle(() => headOf.get(user) ?? 0),
     heads: (users) =>
       settle(() => new Map(users.length === 0 ? [] : headsOf.all(JSON.stringify(users)).map((row) => [row.id, row.head] as const))),
-    markRead: (user, target, now) => settle(() => markReadTx(user, target, now)),
-    deleteItem: (user, seq) => settle(() => deleteItemTx(user, seq)),
+    markRead: (user, target, now) => settle(() => markReadTx.immediate(user, target, now)),
+    deleteItem: (user, seq) => settle(() => deleteItemTx.immediate(user, seq)),
 
-    sweep: (now, policy) => settle(() => sweepTx(now, policy)),
+    sweep: (now, policy) => settle(() => sweepTx.immediate(now, policy)),
     ping: () =>
       settle(() => {
         try {

@@ -175,4 +175,14 @@ export interface Store {
   /** True when the store answers. */
   ping(): Promise<boolean>;
   close(): Promise<void>;
+  /** Connection pool figures, for stores that keep a pool. */
+  poolStats?(): PoolStats;
+}
+
+export interface PoolStats {
+  /** Connections open. */
+  total: number;
+  idle: number;
+  /** Callers waiting for a connection. */
+  waiting: number;
 }
