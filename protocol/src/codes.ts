@@ -9,6 +9,8 @@ export const CloseCode = {
   unsupportedData: 1003,
   invalidPayload: 1007,
   messageTooBig: 1009,
+  /** The server cannot serve the session right now (its store is unreachable): reconnect with backoff. IANA "Try Again Later". */
+  tryAgainLater: 1013,
   serverRestarting: 4000,
   slowConsumer: 4001,
   tooManyConnections: 4002,
@@ -55,6 +57,8 @@ export const ErrorCodes = {
   rate_limited: 429,
   internal: 500,
   unavailable: 503,
+  /** The store (PostgreSQL) cannot be reached; nothing was written. Comes with Retry-After; on the stream, before close 1013. */
+  store_unavailable: 503,
   // WebSocket-only codes, sent in `error` frames.
   invalid_frame: 400,
   not_authenticated: 401,

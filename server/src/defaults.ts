@@ -71,6 +71,15 @@ export const defaults = {
   postgresPoolMax: 10,
   /** Group-commit transactions one PostgreSQL store runs at once (count). 1 keeps seqs in call order within a node. */
   postgresCommitConcurrency: 1,
+  /**
+   * Milliseconds to open a PostgreSQL connection, or to wait for a free one of the pool, before the call fails with
+   * 503 `store_unavailable`. A refused connection fails at once; this bounds an unreachable host or a saturated pool.
+   */
+  postgresConnectTimeoutMs: 2_000,
+  /** Milliseconds a store ping waits for PostgreSQL before reporting it unhealthy (`/readyz`). */
+  postgresPingTimeoutMs: 1_000,
+  /** `Retry-After` of a 503 `store_unavailable`, seconds. A restarting PostgreSQL is back within seconds. */
+  storeRetryAfter: 1,
   /** Prefix of Redis channel names, so several deployments can share one Redis. */
   redisPrefix: 'herald:',
   /** Channels named in one Redis SUBSCRIBE/UNSUBSCRIBE (count): a few hundred KB per command at most. */

@@ -8,8 +8,10 @@ export class HeraldError extends Error {
     message: string,
     /** Extra response headers, e.g. Retry-After. */
     readonly headers: Record<string, string> = {},
+    /** `cause`: the underlying error, for the logs only; never sent to the client. */
+    options?: ErrorOptions,
   ) {
-    super(message);
+    super(message, options);
   }
 
   get status(): number {

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
+import { HeraldError } from './errors.js';
 import type { Fanout, Store } from './store/store.js';
 
 /**
@@ -16,7 +17,11 @@ export function startScheduler(deps: { config: Config; store: Store; fanout: (f:
       if (busy) return;
       busy = true;
       running = work()
-        .catch((error: unknown) => logger.error({ err: error }, `${name} failed`))
+        .catch((error: unknown) => {
+          // The store is down (PostgreSQL restarting): expected, and retried on the next tick.
+          if (error instanceof HeraldError && error.status === 503) logger.warn({ err: error }, `${name} failed: store unavailable`);
+          else logger.error({ err: error }, `${name} failed`);
+        })
         .finally(() => (busy = false));
     }, ms).unref();
   }

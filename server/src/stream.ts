@@ -8,6 +8,7 @@ import type { AuthService, Principal } from './auth.js';
 import { bearerToken } from './auth.js';
 import type { Broker, UserMessage } from './broker/broker.js';
 import type { Config } from './config.js';
+import { HeraldError } from './errors.js';
 import { notificationFrame, sharedFields, userFrame } from './fanout.js';
 import { clientIp } from './http.js';
 import type { Hub, Peer } from './hub.js';
@@ -32,6 +33,14 @@ type DevicePrincipal = Extract<Principal, { kind: 'device' }>;
 
 /** Closes that are part of normal life and are not logged as errors. */
 const quietCloses = new Set<number>([CloseCode.normal, CloseCode.goingAway, 1005, 1006]);
+
+/**
+ * A store that is down for now (503 `store_unavailable`): the session ends with 1013 and the device comes back later.
+ * Logged at debug only: a reconnect storm would log every attempt, and the scheduler already warns once per tick.
+ */
+function isUnavailable(error: unknown): error is HeraldError {
+  return error instanceof HeraldError && error.status === 503;
+}
 
 /**
  * One WebSocket session: authentication, then welcome → replay → synced → live, with
@@ -132,6 +141,11 @@ class Session implements Peer {
   #authenticate(work: () => Promise<void>): Promise<void> {
     const running: Promise<void> = work()
       .catch((error: unknown) => {
+        if (isUnavailable(error)) {
+          this.deps.logger.debug({ err: error, ip: this.ip }, 'stream refused: store unavailable');
+          this.#fail(error.code, error.message, CloseCode.tryAgainLater);
+          return;
+        }
         this.deps.logger.error({ err: error }, 'authentication failed');
         this.close(CloseCode.serverRestarting, 'internal error');
       })
@@ -184,6 +198,12 @@ class Session implements Peer {
       while (this.#authenticating) await this.#authenticating;
       if (!this.#isClosed()) await this.#handle(frame);
     } catch (error) {
+      // The session stays open: the frame (a `read`, say) can be sent again once the store is back.
+      if (isUnavailable(error)) {
+        this.deps.logger.debug({ err: error, user: this.user, frame: frame.type }, 'frame not handled: store unavailable');
+        this.#send({ type: 'error', code: error.code, message: error.message });
+        return;
+      }
       this.deps.logger.error({ err: error, user: this.user, frame: frame.type }, 'frame handling failed');
       this.#send({ type: 'error', code: 'internal', message: 'internal error' });
     }
@@ -251,6 +271,11 @@ class Session implements Peer {
 
   /** A replay that cannot finish would leave the device believing it is in sync; it reconnects instead. */
   #replayFailed(error: unknown): void {
+    if (isUnavailable(error)) {
+      this.deps.logger.debug({ err: error, user: this.user }, 'replay failed: store unavailable');
+      this.#fail(error.code, error.message, CloseCode.tryAgainLater);
+      return;
+    }
     this.deps.logger.error({ err: error, user: this.user }, 'replay failed');
     this.#fail('internal', 'replay failed; reconnect', CloseCode.serverRestarting);
   }
@@ -446,8 +471,14 @@ export function createStream(deps: StreamDeps): Stream {
       if (expiresAt !== null && expiresAt <= now) session.close(CloseCode.unauthorized, 'token expired');
     }
     if (idle.length === 0) return;
-    const heads = await deps.store.heads([...new Set(idle.map((s) => s.user))]);
-    for (const session of idle) session.heartbeat(deps.now(), heads.get(session.user));
+    let heads: Map<number, number> | undefined;
+    try {
+      heads = await deps.store.heads([...new Set(idle.map((s) => s.user))]);
+    } catch (error) {
+      // The link is fine even when the store is not: heartbeats still go out, carrying each device's own last seq.
+      logger.debug({ err: error }, 'heartbeat heads unavailable');
+    }
+    for (const session of idle) session.heartbeat(deps.now(), heads?.get(session.user));
   }
 
   function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {

@@ -46,6 +46,9 @@ it('delivers a publish made on one node to a device on the other, shares read st
   expect(published.status).toBe(202);
   const frame = await onB.next('notification');
   expect(frame).toMatchObject({ seq: 1, id: published.body.id, title: 'from node A' });
+  expect(await metric(b, 'herald_broker_messages_total{kind="received"}')).toBeGreaterThanOrEqual(1);
+  expect(await metric(b, 'herald_broker_lag_seconds_count')).toBeGreaterThanOrEqual(1);
+  expect(await metric(b, 'herald_store_pool_connections{state="total"}')).toBeGreaterThanOrEqual(1);
 
   // Read on node A, by the device's token over HTTP: the socket on node B hears of it.
   expect((await a.api('POST', '/v1/inbox/read', { token: device.body.token, body: { seqs: [1] } })).body).toEqual({ unread: 0 });
@@ -57,7 +60,7 @@ it('delivers a publish made on one node to a device on the other, shares read st
   expect((await b.api('GET', '/v1/me', { token: device.body.token })).status).toBe(401);
 });
 
-it('keeps every user’s seqs 1..N without holes or duplicates under 8 publishers × 5,000 publishes across both nodes', async () => {
+it('keeps every user’s seqs 1..N without holes or duplicates under 8 publishers × 5,000 publishes across both nodes', { timeout: 180_000 }, async () => {
   const users = ['u0', 'u1', 'u2', 'u3', 'u4'];
   const [a] = nodes as [TestServer, TestServer];
   for (const name of users) expect((await a.api('POST', '/v1/users', { body: { name } })).status).toBe(201);
@@ -95,7 +98,14 @@ it('keeps every user’s seqs 1..N without holes or duplicates under 8 publisher
   }
 });
 
-it('loses nothing that got a 202 while Redis is killed and restarted mid-stream, and both nodes recover by themselves', async () => {
+/** Reads one sample of `name` (with these labels) from a node's /metrics; 0 when absent. */
+async function metric(node: TestServer, sample: string): Promise<number> {
+  const response = await fetch(`${node.url}/metrics`);
+  const line = (await response.text()).split('\n').find((l) => l.startsWith(sample + ' '));
+  return line === undefined ? 0 : Number(line.slice(sample.length + 1));
+}
+
+it('loses nothing that got a 202 while Redis is down: devices catch up from the heartbeat within the documented bound, and nodes recover by themselves', async () => {
   const [a, b] = nodes as [TestServer, TestServer];
   expect((await a.api('POST', '/v1/users', { body: { name: 'dora' } })).status).toBe(201);
   const device = await a.api<{ token: string }>('POST', '/v1/tokens', { body: { kind: 'device', user: 'dora' } });
@@ -119,21 +129,35 @@ it('loses nothing that got a 202 while Redis is killed and restarted mid-stream,
       accepted += 1;
     }
   };
-  try {
-    await publishSome(20);
-    await redis.kill();
-    await publishSome(20); // stored in PostgreSQL; their live frames have nowhere to go
-    await redis.start();
-    await publishSome(20);
-    await new Promise<void>((resolve) => {
+  const seenAll = () =>
+    new Promise<void>((resolve) => {
       waiter = () => {
         if (seen.length >= accepted) resolve();
       };
       waiter();
     });
+  try {
+    await publishSome(20);
+    await seenAll();
+    const droppedBefore = await metric(a, 'herald_broker_messages_total{kind="dropped"}');
+    await redis.kill();
+    await publishSome(20); // stored in PostgreSQL; their live frames have nowhere to go
+    const lastPublish = performance.now();
+    // Redis is still down: the device learns it is behind from the next idle heartbeat's head and syncs.
+    await seenAll();
+    const caughtUpMs = performance.now() - lastPublish;
+    // Documented bound (docs/architecture.md): heartbeatMs plus one heartbeat tick (heartbeatMs / 2, at most 5 s),
+    // plus the sync round trip; here heartbeatMs is 300.
+    expect(caughtUpMs).toBeLessThan(300 + 150 + 1_000);
+    expect(await metric(a, 'herald_broker_messages_total{kind="dropped"}')).toBeGreaterThan(droppedBefore);
+
+    await redis.start();
+    await publishSome(20);
+    await seenAll();
     expect(seen).toEqual(Array.from({ length: accepted }, (_, i) => i + 1));
-    // Both nodes are ready again by themselves.
+    // Both nodes are ready again by themselves, and node B has restored its subscriptions.
     for (const node of nodes) expect((await node.api('GET', '/readyz', { token: '' })).status).toBe(200);
+    expect(await metric(b, 'herald_broker_resubscribes_total')).toBeGreaterThanOrEqual(1);
   } finally {
     await connection.close();
   }

@@ -2,6 +2,7 @@ import pg from 'pg';
 import type { PoolClient, PoolConfig } from 'pg';
 import type { Target } from '@herald/protocol';
 import { defaults } from '../defaults.js';
+import { HeraldError } from '../errors.js';
 import {
   buildNotification,
   jsonOrNull,
@@ -23,7 +24,10 @@ export interface PostgresStoreOptions {
   url: string;
   /** Schema holding Herald's tables (string). Default `'public'`; created when missing. Several Herald deployments can share one database under different schemas. */
   schema?: string;
-  /** Further `pg.Pool` settings. Default `{ max: 10 }` (connections per node). */
+  /**
+   * Further `pg.Pool` settings. Default `{ max: 10, connectionTimeoutMillis: 2_000 }`: connections per node, and ms to connect
+   * or wait for a free connection before a call fails with 503 `store_unavailable`.
+   */
   pool?: Omit<PoolConfig, 'connectionString' | 'types'>;
   /** Largest number of publishes (count) committed in one group-commit transaction. Default `defaults.groupCommitMax` (512). */
   groupCommitMax?: number;
@@ -39,6 +43,18 @@ const { groupCommitMax: defaultGroupCommitMax, idempotencyWindowMs } = defaults;
 const conflictRetries = 5;
 /** SQLSTATEs that mean "run the transaction again": serialization_failure, deadlock_detected. */
 const retryableCodes = new Set(['40001', '40P01']);
+/**
+ * SQLSTATEs that mean PostgreSQL cannot serve this connection, besides class 08 (connection_exception):
+ * admin_shutdown, crash_shutdown, cannot_connect_now (starting or stopping), too_many_connections.
+ */
+const unavailableCodes = new Set(['57P01', '57P02', '57P03', '53300']);
+/** Socket errors of a server that is down, restarting or unreachable. */
+const unavailableErrnos = new Set(['ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
+/**
+ * pg's own connection failures, which carry no code: a socket that ended ("Connection terminated unexpectedly"), a connect
+ * or pool wait past `connectionTimeoutMillis`, and a client whose connection already failed ("… is not queryable").
+ */
+const unavailableMessages = /^(Connection terminated|timeout exceeded when trying to connect|timeout expired)|is not queryable$/;
 
 /** Versioned migrations; each runs once, in order, inside the migration lock. `S` is the quoted schema. */
 const migrations: ((s: string) => string)[] = [
@@ -197,6 +213,30 @@ function isRetryable(error: unknown): boolean {
   return error instanceof pg.DatabaseError && error.code !== undefined && retryableCodes.has(error.code);
 }
 
+/** True when `error` says PostgreSQL (or the way to it) is gone, not that a statement was wrong. */
+function isConnectionError(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  if (error instanceof pg.DatabaseError) return error.code !== undefined && (error.code.startsWith('08') || unavailableCodes.has(error.code));
+  const errno = (error as NodeJS.ErrnoException).code;
+  if (errno !== undefined && unavailableErrnos.has(errno)) return true;
+  // Node's happy-eyeballs connect tries each address and reports them together.
+  if (error instanceof AggregateError) return error.errors.some(isConnectionError);
+  return unavailableMessages.test(error.message);
+}
+
+/**
+ * The store's error boundary: a connection-level failure becomes 503 `store_unavailable`, so HTTP answers 503 (never 500)
+ * and the stream closes with 1013. The message is fixed: pg's own may name hosts, and the URL may hold a password.
+ */
+function toStoreError(error: unknown): unknown {
+  if (!isConnectionError(error)) return error;
+  return new HeraldError('store_unavailable', 'the store (PostgreSQL) is unavailable; retry later', { 'retry-after': String(defaults.storeRetryAfter) }, { cause: error });
+}
+
+function isStoreUnavailable(error: unknown): boolean {
+  return error instanceof HeraldError && error.code === 'store_unavailable';
+}
+
 /**
  * Opens the PostgreSQL store: connects, migrates `options.schema` to the current version, and resolves once ready.
  * Publishes are group-committed: calls that arrive together share one transaction and resolve once it is committed.
@@ -215,32 +255,59 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
   if (schemaName === '') throw new RangeError('schema must not be empty');
   const S = pg.escapeIdentifier(schemaName);
 
-  const pool = new pg.Pool({ max: defaults.postgresPoolMax, ...options.pool, connectionString: options.url, types });
-  // An idle client's error (the server restarted) would otherwise crash the process; the next query reports it.
+  const pool = new pg.Pool({
+    max: defaults.postgresPoolMax,
+    connectionTimeoutMillis: defaults.postgresConnectTimeoutMs,
+    ...options.pool,
+    connectionString: options.url,
+    types,
+  });
+  // An idle client's error (the server restarted) would otherwise crash the process; the pool drops that client.
   pool.on('error', () => undefined);
 
-  /** Runs `work` in a transaction, again when PostgreSQL aborted it to break a deadlock. */
+  /**
+   * Runs `work` in a transaction, again when PostgreSQL aborted it to break a deadlock. A failed transaction leaves
+   * nothing behind: it is rolled back, or, when the connection died, PostgreSQL aborts it and the client is discarded.
+   * One outcome stays unknown: a connection lost during COMMIT may or may not have committed (see `commit`).
+   */
   async function transaction<T>(work: (client: PoolClient) => Promise<T>, begin = 'BEGIN'): Promise<T> {
     for (let attempt = 0; ; attempt += 1) {
       const client = await pool.connect();
       let broken = false;
+      // A checked-out client has no listener of the pool's: its connection dying between two statements would otherwise
+      // be an uncaught 'error' event. The statement in progress, if any, is rejected with the same error.
+      const onError = () => (broken = true);
+      client.on('error', onError);
       try {
         await client.query(begin);
         const result = await work(client);
         await client.query('COMMIT');
         return result;
       } catch (error) {
-        try {
-          await client.query('ROLLBACK');
-        } catch {
-          broken = true;
+        if (isConnectionError(error)) broken = true;
+        else {
+          try {
+            await client.query('ROLLBACK');
+          } catch {
+            broken = true;
+          }
         }
         if (attempt >= conflictRetries || !isRetryable(error)) throw error;
       } finally {
+        client.off('error', onError);
+        // A broken client is destroyed, so the pool opens a fresh connection once PostgreSQL is back.
         client.release(broken);
       }
     }
   }
+  /** {@link transaction} behind the store's error boundary; the migration at open keeps pg's own errors, which say why. */
+  const run = async <T>(work: (client: PoolClient) => Promise<T>, begin?: string): Promise<T> => {
+    try {
+      return await transaction(work, begin);
+    } catch (error) {
+      throw toStoreError(error);
+    }
+  };
   const readOnly = 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY';
 
   async function migrate(): Promise<void> {
@@ -269,7 +336,15 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     throw error;
   }
 
-  const query = async <R extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<R[]> => (await pool.query<R>(sql, params)).rows;
+  /** One statement on a pooled connection (pg-pool discards the connection when it failed). */
+  const statement = async <R extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<pg.QueryResult<R>> => {
+    try {
+      return await pool.query<R>(sql, params);
+    } catch (error) {
+      throw toStoreError(error);
+    }
+  };
+  const query = async <R extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<R[]> => (await statement<R>(sql, params)).rows;
 
   /** Named users' ids; names that match nobody are left out. */
   async function idsByName(client: PoolClient, names: string[]): Promise<Map<string, number>> {
@@ -587,17 +662,21 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
   async function commit(entries: Pending[]): Promise<void> {
     let results: PublishOutcome[][];
     try {
-      results = await transaction((client) => commitGroup(client, entries));
+      results = await run((client) => commitGroup(client, entries));
     } catch (error) {
-      if (entries.length === 1) {
-        entries[0]?.reject(error);
+      // PostgreSQL is unreachable, or the connection died: every call of the group gets 503 at once, none retried here.
+      // Nothing is half-written: an open transaction is aborted with its connection. But a connection lost during
+      // COMMIT leaves the outcome unknown: the group may have been committed. The answer is still 503, and a client
+      // that retries with the same Idempotency-Key gets the stored id back (delivered at most once, by replay);
+      // retrying here, with the same ids, would instead fail on the duplicate id.
+      if (entries.length === 1 || isStoreUnavailable(error)) {
+        for (const entry of entries) entry.reject(error);
         return;
       }
-      // Something unexpected (a duplicate id, a lost connection) broke the shared transaction:
-      // commit each call on its own so only the culprit fails.
+      // Something unexpected (a duplicate id) broke the shared transaction: commit each call on its own so only the culprit fails.
       for (const entry of entries) {
         try {
-          const [outcomes] = await transaction((client) => commitGroup(client, [entry]));
+          const [outcomes] = await run((client) => commitGroup(client, [entry]));
           if (outcomes === undefined) entry.reject(new Error('group commit returned no outcome'));
           else entry.resolve(outcomes);
         } catch (entryError) {
@@ -782,7 +861,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     subscribe: async (user, topic) => {
       await query(`INSERT INTO ${S}.subscriptions (user_id, topic) VALUES ($1, $2) ON CONFLICT DO NOTHING`, [user, topic]);
     },
-    unsubscribe: async (user, topic) => (await pool.query(`DELETE FROM ${S}.subscriptions WHERE user_id = $1 AND topic = $2`, [user, topic])).rowCount !== 0,
+    unsubscribe: async (user, topic) => (await statement(`DELETE FROM ${S}.subscriptions WHERE user_id = $1 AND topic = $2`, [user, topic])).rowCount !== 0,
     topics: async (user) => (await query<{ topic: string }>(`SELECT topic FROM ${S}.subscriptions WHERE user_id = $1 ORDER BY topic`, [user])).map((row) => row.topic),
 
     publish: async (input) => {
@@ -791,9 +870,9 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       return outcome;
     },
     publishBatch: (inputs) => (inputs.length === 0 ? Promise.resolve([]) : enqueue(inputs, true)),
-    releaseDue: (now) => transaction((client) => release(client, now)),
+    releaseDue: (now) => run((client) => release(client, now)),
     retract: (id, publisher) =>
-      transaction(async (client) => {
+      run(async (client) => {
         const [row] = (await client.query<{ nid: number; publisher: string }>(`SELECT nid, publisher FROM ${S}.notifications WHERE id = $1 FOR UPDATE`, [id])).rows;
         if (row === undefined || (publisher !== undefined && row.publisher !== publisher)) return undefined;
         const removed = new Map<number, number[]>();
@@ -809,7 +888,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       }),
 
     inbox: (user, query, now) =>
-      transaction(async (client) => {
+      run(async (client) => {
         const q = query.q === undefined || query.q === '' ? null : likePattern(query.q);
         const { rows } = await client.query<ItemRow>(
           `SELECT i.seq, i.read, i.topic AS via, ${notificationColumns}
@@ -832,7 +911,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
         return { items: rows.map(toItem), head: counts?.head ?? 0, unread: counts?.unread ?? 0 };
       }, readOnly),
     replay: (user, since, limit, now) =>
-      transaction(async (client): Promise<ReplayPage> => {
+      run(async (client): Promise<ReplayPage> => {
         const [cursor] = (await client.query<{ head: number; expired_seq: number }>(`SELECT head, expired_seq FROM ${S}.users WHERE id = $1`, [user])).rows;
         if (cursor === undefined) return { items: [], head: 0, gap: false };
         const { rows } = await client.query<ItemRow>(
@@ -875,19 +954,26 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       return { unread: (row?.unread ?? 0) - changed, changed: changed > 0 };
     },
     deleteItem: (user, seq) =>
-      transaction(async (client) => {
+      run(async (client) => {
         const [row] = (await client.query<{ nid: number }>(`DELETE FROM ${S}.inbox WHERE user_id = $1 AND seq = $2 RETURNING nid`, [user, seq])).rows;
         if (row === undefined) return false;
         await dropOrphans(client, new Set([row.nid]));
         return true;
       }),
 
-    sweep: (now, policy) => transaction((client) => sweepIn(client, now, policy)),
+    sweep: (now, policy) => run((client) => sweepIn(client, now, policy)),
+    poolStats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }),
     ping: async () => {
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), defaults.postgresPingTimeoutMs)));
+      const answered = query<{ one: number }>('SELECT 1 AS one').then(
+        (rows) => rows[0]?.one === 1,
+        () => false,
+      );
       try {
-        return (await query<{ one: number }>('SELECT 1 AS one'))[0]?.one === 1;
-      } catch {
-        return false;
+        return await Promise.race([answered, timedOut]);
+      } finally {
+        clearTimeout(timer);
       }
     },
     close: async () => {
