@@ -9,6 +9,11 @@ export const defaults = {
   host: '127.0.0.1',
   /** Data directory (SQLite file, admin.token). Relative to the working directory. */
   data: './herald-data',
+  /**
+   * Pending TCP connections the kernel queues before the server accepts them (capped by net.core.somaxconn).
+   * Node's 511 overflows when thousands of devices reconnect at once after a restart.
+   */
+  listenBacklog: 4096,
 
   /** Largest WebSocket frame a client may send, bytes. Client frames are tiny; 16 KiB leaves room for a JWT. */
   maxPayload: 16 * 1024,

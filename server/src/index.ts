@@ -10,6 +10,7 @@ import type { Broker, BrokerFactory } from './broker/broker.js';
 import { createMemoryBroker } from './broker/memory.js';
 import { createRedisBroker } from './broker/redis.js';
 import type { Config } from './config.js';
+import { defaults } from './defaults.js';
 import { createFanout } from './fanout.js';
 import { createGuard } from './guard.js';
 import { Router, clientIp, errorReply, requestTarget, send, type Context } from './http.js';
@@ -181,7 +182,7 @@ export async function createServer(config: Config, overrides: Partial<ServerDeps
     listen() {
       return new Promise((resolveListen, reject) => {
         http.once('error', reject);
-        http.listen(config.port, config.host, () => {
+        http.listen({ port: config.port, host: config.host, backlog: defaults.listenBacklog }, () => {
           const { port } = http.address() as AddressInfo;
           const host = config.host.includes(':') ? `[${config.host}]` : config.host;
           resolveListen({ port, url: `${tls ? 'https' : 'http'}://${host}:${port}` });
