@@ -1,9 +1,7 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { rmSync } from 'node:fs';
 import { createServer as createTcpServer, connect, type AddressInfo, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { ConnectionState, ServerFrame } from '@herald/protocol';
@@ -11,10 +9,9 @@ import { createConnection, type Connection, type ConnectionOptions, type Deliver
 import { memoryCursor, openCursorStore } from '../../main/cursor.js';
 import type { BrokerFactory, UserMessage } from '../../server/src/broker/broker.js';
 import { createMemoryBroker } from '../../server/src/broker/memory.js';
+import { CliProcess, freshApi as api } from '../cli-process.js';
 import { TestClient, deviceFor, publish, startServer, tempDir, type TestServer } from '../helpers.js';
 import { note, synced, welcome } from '../frames.js';
-
-const root = new URL('../..', import.meta.url).pathname;
 
 // Everything a test starts is stopped after it, last started first.
 const cleanups: (() => unknown)[] = [];
@@ -383,9 +380,8 @@ describe('connection against a real server', () => {
 
     // The server dies hard; until it is back and has taken two more publishes, the client cannot reach it.
     proxy.refuse();
-    const exited = once(herald.child, 'exit');
-    herald.child.kill('SIGKILL');
-    expect((await exited)[1]).toBe('SIGKILL');
+    herald.process.kill('SIGKILL');
+    expect((await herald.process.exited).signal).toBe('SIGKILL');
     await log.until(() => log.state === 'reconnecting');
     herald = await startProcess(data, port);
     expect(herald.url).toBe(url);
@@ -883,36 +879,13 @@ function droppingBroker(drop: (message: UserMessage) => boolean): BrokerFactory 
   };
 }
 
-const adminToken = 'connection-test-admin-token-' + 'z'.repeat(32);
-
-/** The real CLI in its own process on a given port; resolves with its URL once it listens. */
-async function startProcess(data: string, port: number): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'server/src/cli.ts', 'start', '--port', String(port), '--data', data], {
-    cwd: root,
-    env: { ...process.env, HERALD_ADMIN_TOKEN: adminToken, HERALD_LOG_LEVEL: 'warn', HERALD_RATE_LIMITS: 'off' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+/** The real CLI in its own process on a given port; resolves once it listens. */
+async function startProcess(data: string, port: number): Promise<{ process: CliProcess; url: string }> {
+  const server = CliProcess.start(['--port', String(port), '--data', data]);
   cleanups.push(async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const exited = once(child, 'exit');
-    child.kill('SIGKILL');
-    await exited;
+    server.kill();
+    await server.exited;
   });
-  const url = await new Promise<string>((resolve, reject) => {
-    for (const output of [child.stdout, child.stderr]) {
-      createInterface({ input: output }).on('line', (line) => {
-        const found = /listening on (https?:\/\/\S+)/.exec(line);
-        if (found?.[1]) resolve(found[1]);
-      });
-    }
-    child.once('exit', (code) => {
-      reject(new Error(`server exited with ${String(code)}`));
-    });
-  });
-  return { child, url };
+  return { process: server, url: await server.url() };
 }
 
-async function api(url: string, method: string, path: string, body?: unknown) {
-  const response = await fetch(url + path, { method, headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' }, body: body === undefined ? null : JSON.stringify(body) });
-  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
-}

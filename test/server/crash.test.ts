@@ -1,41 +1,20 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { rmSync } from 'node:fs';
-import { createInterface } from 'node:readline';
 import { afterEach, expect, it } from 'vitest';
+import { CliProcess, freshApi as api } from '../cli-process.js';
 import { TestClient, tempDir } from '../helpers.js';
 
-const root = new URL('../..', import.meta.url).pathname;
-const adminToken = 'crash-test-admin-token-' + 'y'.repeat(32);
-const children: ChildProcess[] = [];
+const children: CliProcess[] = [];
 afterEach(() => {
-  for (const child of children.splice(0)) child.kill('SIGKILL');
+  for (const child of children.splice(0)) child.kill();
 });
 
 /** The real CLI in its own process; resolves with its URL once it listens. */
-async function startProcess(data: string): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'server/src/cli.ts', 'start', '--port', '0', '--data', data], {
-    cwd: root,
-    env: { ...process.env, HERALD_ADMIN_TOKEN: adminToken, HERALD_LOG_LEVEL: 'warn', HERALD_RATE_LIMITS: 'off' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.push(child);
-  const url = await new Promise<string>((resolve, reject) => {
-    for (const output of [child.stdout, child.stderr]) {
-      createInterface({ input: output }).on('line', (line) => {
-        const found = /listening on (https?:\/\/\S+)/.exec(line);
-        if (found?.[1]) resolve(found[1]);
-      });
-    }
-    child.once('exit', (code) => reject(new Error(`server exited with ${String(code)}`)));
-  });
-  return { child, url };
+async function startProcess(data: string): Promise<{ process: CliProcess; url: string }> {
+  const server = CliProcess.start(['--port', '0', '--data', data]);
+  children.push(server);
+  return { process: server, url: await server.url() };
 }
 
-async function api(url: string, method: string, path: string, body?: unknown, token = adminToken) {
-  const response = await fetch(url + path, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: body === undefined ? null : JSON.stringify(body) });
-  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
-}
 
 it('keeps every acknowledged publish across kill -9 and replays it after restart', async () => {
   const data = tempDir();
@@ -49,9 +28,8 @@ it('keeps every acknowledged publish across kill -9 and replays it after restart
   const kill = () => {
     if (killed) return;
     killed = true;
-    first.child.kill('SIGKILL');
+    first.process.kill('SIGKILL');
   };
-  const exited = once(first.child, 'exit');
   const publisher = async (worker: number) => {
     for (let i = 0; !killed; i++) {
       try {
@@ -64,8 +42,7 @@ it('keeps every acknowledged publish across kill -9 and replays it after restart
     }
   };
   await Promise.all(Array.from({ length: 20 }, (_, w) => publisher(w)));
-  const [, signal] = (await exited) as [number | null, string | null];
-  expect(signal).toBe('SIGKILL');
+  expect((await first.process.exited).signal).toBe('SIGKILL');
 
   const second = await startProcess(data);
   const wsUrl = second.url.replace(/^http/, 'ws') + '/v1/stream';
@@ -80,7 +57,7 @@ it('keeps every acknowledged publish across kill -9 and replays it after restart
   expect(acknowledged.length).toBeGreaterThanOrEqual(300);
   expect(lost).toEqual([]);
   await client.close();
-  second.child.kill('SIGTERM');
-  expect(await once(second.child, 'exit')).toEqual([0, null]);
+  second.process.kill('SIGTERM');
+  expect(await second.process.exited).toEqual({ code: 0, signal: null });
   rmSync(data, { recursive: true, force: true });
 });
