@@ -21,6 +21,10 @@ export const childMessage = z.discriminatedUnion('type', [
   z.object({ type: z.literal('progress'), synced: z.number(), failed: z.number() }),
   z.object({ type: z.literal('done'), synced: z.number(), failed: z.number(), errors: z.array(z.string()) }),
   z.object({ type: z.literal('failed'), message: z.string() }),
+  /** A holder's answer to `collect`: when each of its devices received broadcast `round` (epoch ms), and how many devices it holds. */
+  z.object({ type: z.literal('arrivals'), round: z.number(), times: z.array(z.number()), devices: z.number() }),
+  /** A holder's answer to `count`: frames received so far over all its devices, and how many sockets are still open. */
+  z.object({ type: z.literal('counts'), heartbeats: z.number(), notifications: z.number(), open: z.number(), problems: z.array(z.string()) }),
 ]);
 export type ChildMessage = z.infer<typeof childMessage>;
 export type ChildMessageOf<T extends ChildMessage['type']> = Extract<ChildMessage, { type: T }>;
@@ -29,11 +33,15 @@ export type ChildMessageOf<T extends ChildMessage['type']> = Extract<ChildMessag
 export const parentMessage = z.discriminatedUnion('type', [
   z.object({ type: z.literal('gc') }),
   z.object({ type: z.literal('stop') }),
+  /** To a holder: answer with `arrivals` once every device received broadcast `round`, or after `timeoutMs`. */
+  z.object({ type: z.literal('collect'), round: z.number(), timeoutMs: z.number() }),
+  /** To a holder: answer with `counts`. */
+  z.object({ type: z.literal('count') }),
 ]);
 export type ParentMessage = z.infer<typeof parentMessage>;
 
 /** Every child exits on its own after this long, whatever happens to the runner, ms. */
-export const childLifetimeMs = 15 * 60 * 1000;
+export const childLifetimeMs = 25 * 60 * 1000;
 
 /** Sends a message to the runner; a no-op once the channel is gone. */
 export function tellParent(message: ChildMessage): void {

@@ -38,6 +38,8 @@ interface FrameFields {
 export class Device {
   /** Notification frames received. */
   notifications = 0;
+  /** `heartbeat` frames received. */
+  heartbeats = 0;
   /** Seqs that were not the previous one plus one. */
   outOfOrder = 0;
   /** `error` frames and unexpected closes. */
@@ -89,6 +91,8 @@ export class Device {
           synced = true;
           clearTimeout(timer);
           resolve(device);
+        } else if (frame.type === 'heartbeat') {
+          device.heartbeats++;
         } else if (frame.type === 'error') {
           device.problems.push(`error frame ${String(frame.code)}: ${String(frame.message)}`);
         }

@@ -1,11 +1,12 @@
 /**
- * Holds idle authenticated connections for the memory scenario, in its own process so that no process
- * nears the 20,000 open-file limit: `node --import tsx bench/holder-process.ts '<options JSON>'`.
+ * Holds idle authenticated connections for the memory and scale scenarios, in its own process so that no
+ * process nears the 20,000 open-file limit: `node --import tsx bench/holder-process.ts '<options JSON>'`.
  * Connects `count` devices (users `first`…) from `localAddress`, reports progress, and keeps them open
- * until told to stop.
+ * until told to stop. For the scale scenario it also notes when each device receives a broadcast whose body
+ * is `broadcast #<round>` (epoch ms, so the runner can compare it with its own clock), and counts heartbeats.
  */
 import { z } from 'zod';
-import { serveParent, tellParent } from './child.js';
+import { serveParent, tellParent, type ParentMessage } from './child.js';
 import { Device, signJwt } from './device.js';
 import { userName } from './servers.js';
 
@@ -25,10 +26,45 @@ const devices: Device[] = [];
 const errors: string[] = [];
 let failed = 0;
 
+/** Broadcast round → arrival times (epoch ms) of its frames on this holder's devices. */
+const arrivals = new Map<number, number[]>();
+const broadcastBody = /^broadcast #(\d+)$/;
+const onNotification = (body: string, at: number) => {
+  const round = broadcastBody.exec(body)?.[1];
+  if (round === undefined) return;
+  const times = arrivals.get(Number(round)) ?? [];
+  times.push(performance.timeOrigin + at);
+  arrivals.set(Number(round), times);
+};
+
+function answer(message: ParentMessage): void {
+  if (message.type === 'count') {
+    tellParent({
+      type: 'counts',
+      heartbeats: devices.reduce((sum, d) => sum + d.heartbeats, 0),
+      notifications: devices.reduce((sum, d) => sum + d.notifications, 0),
+      open: devices.filter((d) => d.ws.readyState === d.ws.OPEN).length,
+      problems: devices.flatMap((d) => d.problems).slice(0, 5),
+    });
+  } else if (message.type === 'collect') {
+    const deadline = performance.now() + message.timeoutMs;
+    const check = () => {
+      const times = arrivals.get(message.round) ?? [];
+      if (times.length >= devices.length || performance.now() > deadline) {
+        arrivals.delete(message.round);
+        tellParent({ type: 'arrivals', round: message.round, times, devices: devices.length });
+      } else {
+        setTimeout(check, 20);
+      }
+    };
+    check();
+  }
+}
+
 serveParent(() => {
   for (const device of devices) device.close();
   return Promise.resolve();
-});
+}, answer);
 
 const report = setInterval(() => tellParent({ type: 'progress', synced: devices.length, failed }), 500);
 let next = 0;
@@ -36,7 +72,9 @@ async function worker(): Promise<void> {
   while (next < options.count) {
     const user = userName(options.first + next++);
     try {
-      devices.push(await Device.connect({ url: options.wsUrl, user, token: signJwt(user, options.jwtSecret), localAddress: options.localAddress, timeoutMs: 60_000 }));
+      devices.push(
+        await Device.connect({ url: options.wsUrl, user, token: signJwt(user, options.jwtSecret), localAddress: options.localAddress, timeoutMs: 60_000, onNotification }),
+      );
     } catch (error) {
       failed++;
       if (errors.length < 5) errors.push(error instanceof Error ? error.message : String(error));

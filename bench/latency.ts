@@ -48,10 +48,36 @@ export interface LatencyResult {
   samples: { delivery: Float64Array; fromSchedule: Float64Array };
 }
 
+/** Where a latency run publishes and who receives: one server here, several nodes in the scale scenario. */
+export interface LatencySetup {
+  /** Connects one device per user; `onNotification` gets every notification frame's body and arrival time. */
+  connectDevices(onNotification: (body: string, at: number) => void): Promise<Device[]>;
+  /** Opens the publishing connections; a broken one goes to `onFailure`. */
+  openPool(onFailure: (error: Error) => void): Promise<Connection[]>;
+  /** The complete request that publishes notification `n` on `connection`. */
+  request(connection: Connection, n: number): string;
+  /** Processes whose CPU time counts as the server's. */
+  serverPids: readonly number[];
+}
+
 export async function runLatency(o: LatencyOptions): Promise<LatencyResult> {
   const label = `${o.target} at ${thousands(o.rate)}/s`;
   progress('latency', `${label}: starting the server, ${o.users} devices, ${o.connections} publishing connections`);
   const server = await startServer(o.target, { config: o.config ?? {}, ...(o.profileDir === undefined ? {} : { profileDir: o.profileDir }) });
+  try {
+    return await measureLatency(o, label, {
+      connectDevices: (onNotification) => connectUsers(server, o.users, { onNotification }),
+      openPool: (onFailure) => openConnections(server.url, o.connections, onFailure),
+      request: (_connection, n) => postRequest(server.url, '/v1/notifications', server.publishToken, singleBody(o.users, n)),
+      serverPids: [server.child.pid],
+    });
+  } finally {
+    await server.stop();
+  }
+}
+
+/** The open loop itself, against servers that are already running; closes the devices and connections it opened. */
+export async function measureLatency(o: LatencyOptions, label: string, setup: LatencySetup): Promise<LatencyResult> {
   let devices: Device[] = [];
   let pool: Connection[] = [];
   try {
@@ -61,15 +87,13 @@ export async function runLatency(o: LatencyOptions): Promise<LatencyResult> {
     const receivedAt = new Float64Array(total).fill(Number.NaN);
     const ackAt = new Float64Array(total).fill(Number.NaN);
     let received = 0;
-    devices = await connectUsers(server, o.users, {
-      onNotification: (body, at) => {
-        const n = numberOf(body);
-        if (n >= 0 && n < total) receivedAt[n] = at;
-        received++;
-      },
+    devices = await setup.connectDevices((body, at) => {
+      const n = numberOf(body);
+      if (n >= 0 && n < total) receivedAt[n] = at;
+      received++;
     });
     let failure: Error | undefined;
-    pool = await openConnections(server.url, o.connections, (error) => (failure ??= error));
+    pool = await setup.openPool((error) => (failure ??= error));
     const failures: string[] = [];
     let failedRequests = 0;
     let answered = 0;
@@ -80,7 +104,7 @@ export async function runLatency(o: LatencyOptions): Promise<LatencyResult> {
     const backlog: number[] = [];
     const send = (connection: Connection, n: number) => {
       sentAt[n] = performance.now();
-      connection.send(postRequest(server.url, '/v1/notifications', server.publishToken, singleBody(o.users, n)), (status, body, at) => {
+      connection.send(setup.request(connection, n), (status, body, at) => {
         answered++;
         if (status === 202) ackAt[n] = at;
         else {
@@ -109,7 +133,7 @@ export async function runLatency(o: LatencyOptions): Promise<LatencyResult> {
           return;
         }
         while (next < total && start + next * interval <= now) {
-          if (next === first) meter = startCpuMeter(server.child.pid);
+          if (next === first) meter = startCpuMeter(setup.serverPids);
           const connection = idle.shift();
           if (connection) send(connection, next);
           else backlog.push(next);
@@ -175,6 +199,5 @@ export async function runLatency(o: LatencyOptions): Promise<LatencyResult> {
   } finally {
     for (const connection of pool) connection.close();
     for (const device of devices) device.close();
-    await server.stop();
   }
 }

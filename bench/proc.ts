@@ -33,7 +33,7 @@ export function readMachineCpu(): { busyMs: number; softirqMs: number } {
 
 /** How the CPU was shared during a measurement, percent of one core each. */
 export interface CpuShare {
-  /** The server under test. */
+  /** The server under test (all its processes). */
   server: number;
   /** The load generator: this process (publishers and devices). */
   client: number;
@@ -43,16 +43,21 @@ export interface CpuShare {
   other: number;
 }
 
-/** Starts measuring CPU use; `stop()` returns the shares since. */
-export function startCpuMeter(serverPid: number): { stop(): CpuShare } {
+/** CPU time of several processes together, ms. */
+export function readCpuMsOf(pids: number | readonly number[]): number {
+  return (typeof pids === 'number' ? [pids] : pids).reduce((sum, pid) => sum + readCpuMs(pid), 0);
+}
+
+/** Starts measuring CPU use; `stop()` returns the shares since. The server may be several processes. */
+export function startCpuMeter(serverPids: number | readonly number[]): { stop(): CpuShare } {
   const started = performance.now();
-  const server = readCpuMs(serverPid);
+  const server = readCpuMsOf(serverPids);
   const own = process.cpuUsage();
   const machine = readMachineCpu();
   return {
     stop() {
       const ms = performance.now() - started;
-      const serverMs = readCpuMs(serverPid) - server;
+      const serverMs = readCpuMsOf(serverPids) - server;
       const usage = process.cpuUsage(own);
       const clientMs = (usage.user + usage.system) / 1000;
       const now = readMachineCpu();

@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- [throughput|latency|memory …] [options]`: runs the scenarios against real server processes,
+ * `npm run bench -- [throughput|latency|memory|scale …] [options]`: runs the scenarios against real server processes,
  * prints progress on stderr and a results table on stdout, writes bench/results/latest.json and the charts
  * under docs/. See docs/benchmarks.md.
  */
@@ -12,6 +12,7 @@ import { parseArgs } from 'node:util';
 import { barChart, latencyChart, type Bar } from './chart.js';
 import { runLatency, type LatencyResult } from './latency.js';
 import { runMemory, type MemoryResult } from './memory.js';
+import { fullScale, quickScale, reportScale, runScale, scaleTargets, type ScaleSection } from './scale.js';
 import { awaitQuiet, machine } from './proc.js';
 import { formatProfile, summarizeProfile, type ProfileSummary } from './profile.js';
 import type { ConfigInput } from '../server/src/index.js';
@@ -25,22 +26,30 @@ Benchmarks the Herald server (a child process on loopback, SQLite WAL with synch
 in-process broker, rate limits off) against its targets, next to a bare node:http + ws relay.
 Run it on an otherwise idle machine: the load generator shares the CPU with the server.
 
-Scenarios (default: all three, about 3 minutes):
+Scenarios (default: the first three, about 3 minutes):
   throughput   targeted notifications/s with every device receiving: single and batch publishes
   latency      publish → deliver p50/p95/p99, open loop, at half the throughput target (7,500/s)
                and at half the single-publish rate measured in this run, when that is higher
   memory       server RSS per idle authenticated connection, at 15,000 connections
+  scale        scale-out, 15 minutes or more: 2 nodes × 3 workers (herald-server start --workers 3) on the
+               shared PostgreSQL (a schema of its own, dropped afterwards) and Redis. Throughput and
+               latency (at 2,500/s and half the measured rate) through both nodes; 100,000 idle devices
+               from holder processes: RSS per connection, heartbeat CPU; then 3 broadcasts to all of them
 
 Options:
   --rate N          publishes/s for latency, instead of the default rates above
   --connections N   idle connections for memory (default 15000)
+  --scale-connections N
+                    idle devices for scale (default 100000; --quick 5000)
+  --scale-workers N worker processes per node for scale (default 3; --quick 2)
   --single-connections N, --batch-connections N
                     publishing connections for throughput (default 128 and 16)
   --no-baseline     skip the bare-relay reference runs
   --synchronous S   SQLite synchronous=full (default, the target's setting) or normal, for comparison
   --profile         run the Herald server with --cpu-prof (throughput and latency) and print where its
                     time goes; profiling slows it down, so these runs are marked profiled
-  --quick           short windows and 2,000 connections: a smoke test, not figures to publish
+  --quick           short windows and 2,000 connections (scale: 2 × 2 workers, 5,000): a smoke test,
+                    not figures to publish
   --out NAME        write bench/results/NAME.json instead of latest.json (and leave the charts alone)
   --no-charts       do not rewrite docs/bench-*.svg
   -h, --help        this text
@@ -59,8 +68,10 @@ const targets = {
   bytesPerConnection: 10_000,
 };
 
-const scenarios = ['throughput', 'latency', 'memory'] as const;
+const scenarios = ['throughput', 'latency', 'memory', 'scale'] as const;
 type Scenario = (typeof scenarios)[number];
+/** What `npm run bench` runs without naming scenarios: scale needs PostgreSQL and Redis, and takes longer. */
+const defaultScenarios: Scenario[] = ['throughput', 'latency', 'memory'];
 
 interface Settings {
   /** Not counted at the start of each throughput and latency run, ms. */
@@ -238,6 +249,26 @@ async function memory(settings: Settings, baseline: boolean, connections: number
   return section;
 }
 
+/**
+ * Scale-out on 2 nodes (bench/scale.ts). The latency step runs at half the scale throughput target and at half
+ * the single-publish rate this run measured through both nodes, when that is higher; or at `--rate`.
+ */
+async function scale(quickRun: boolean, rate: number | undefined, connections: string | undefined, workers: string | undefined): Promise<ScaleSection> {
+  const settings = { ...(quickRun ? quickScale : fullScale) };
+  if (connections !== undefined) settings.connections = positiveInt('--scale-connections', connections);
+  if (workers !== undefined) settings.workers = positiveInt('--scale-workers', workers);
+  // Each worker may hold 20,000 open files; leave room for its store and broker connections.
+  if (settings.connections / (2 * settings.workers) > 19_000) throw new UsageError(`--scale-connections: at most ${thousands(19_000 * 2 * settings.workers)} with ${settings.workers} workers per node`);
+  if (settings.connections / settings.sourceAddresses > 28_000) throw new UsageError('--scale-connections: more than 28,000 per loopback source address');
+  return runScale(settings, (measuredSingle) => {
+    if (rate !== undefined) return [{ rate, from: 'set by --rate' }];
+    const rates = [{ rate: scaleTargets.throughput / 2, from: 'half the target' }];
+    const measured = Math.round(measuredSingle / 2);
+    if (measured > scaleTargets.throughput / 2) rates.push({ rate: measured, from: 'half the measured rate' });
+    return rates;
+  });
+}
+
 /** Plain-text table with aligned columns. */
 function table(headers: string[], rows: string[][]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
@@ -250,7 +281,7 @@ const kib = (bytes: number) => `${(bytes / 1024).toFixed(2)} KiB`;
 const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 const verdict = (met: boolean) => (met ? 'met' : 'MISSED');
 
-function report(t: ThroughputSection | undefined, l: LatencySection | undefined, m: MemorySection | undefined, synchronous: string): string {
+function report(t: ThroughputSection | undefined, l: LatencySection | undefined, m: MemorySection | undefined, sc: ScaleSection | undefined, synchronous: string): string {
   const out: string[] = [];
   const summary: string[][] = [];
   if (t) {
@@ -323,6 +354,11 @@ function report(t: ThroughputSection | undefined, l: LatencySection | undefined,
     const herald = m.runs.find((r) => r.target === 'herald');
     if (herald) summary.push([`RSS per idle connection at ${thousands(herald.connections)}`, `≤ ${thousands(targets.bytesPerConnection)} B`, `${thousands(herald.rssPerConnection)} B`, verdict(herald.rssPerConnection <= targets.bytesPerConnection && herald.failed === 0)]);
   }
+  if (sc) {
+    const scaled = reportScale(sc);
+    out.push(`${out.length > 0 ? '\n' : ''}${scaled.text}`);
+    summary.push(...scaled.summary);
+  }
   out.push(synchronous === 'full' ? '\nTargets' : `\nTargets (NOT APPLICABLE: this run used synchronous=${synchronous}, the targets are for synchronous=full)`);
   out.push(table(['target', 'goal', 'measured', 'verdict'], summary));
   return out.join('\n') + '\n';
@@ -384,6 +420,8 @@ async function main(): Promise<void> {
       synchronous: { type: 'string' },
       'single-connections': { type: 'string' },
       'batch-connections': { type: 'string' },
+      'scale-connections': { type: 'string' },
+      'scale-workers': { type: 'string' },
     },
   });
   if (values.help) {
@@ -392,7 +430,7 @@ async function main(): Promise<void> {
   }
   const unknown = positionals.filter((p) => !(scenarios as readonly string[]).includes(p));
   if (unknown.length > 0) throw new UsageError(`unknown scenario ${unknown.join(', ')}; choose from ${scenarios.join(', ')}`);
-  const chosen = new Set<Scenario>(positionals.length === 0 ? scenarios : (positionals as Scenario[]));
+  const chosen = new Set<Scenario>(positionals.length === 0 ? defaultScenarios : (positionals as Scenario[]));
   const synchronous = values.synchronous ?? 'full';
   if (synchronous !== 'full' && synchronous !== 'normal') throw new UsageError(`--synchronous: full or normal, not ${synchronous}`);
   const settings: Settings = {
@@ -417,6 +455,7 @@ async function main(): Promise<void> {
     ({ section: l, samples } = await latency(settings, baseline, values.profile === true, latencyRates(rate, t)));
   }
   const m = chosen.has('memory') ? await memory(settings, baseline, connections) : undefined;
+  const sc = chosen.has('scale') ? await scale(values.quick === true, rate, values['scale-connections'], values['scale-workers']) : undefined;
 
   // Smoke tests and profiled runs are not the figures docs/benchmarks.md quotes, so they go to files of their own.
   const resultsName = values.out !== undefined ? `${values.out}.json` : values.quick ? 'quick.json' : values.profile ? 'profile.json' : 'latest.json';
@@ -429,10 +468,11 @@ async function main(): Promise<void> {
     sqliteSynchronous: synchronous,
     machine: machine(),
     code: codeVersion(),
-    targets,
+    targets: { ...targets, scale: scaleTargets },
     ...(t ? { throughput: t } : {}),
     ...(l ? { latency: l } : {}),
     ...(m ? { memory: m } : {}),
+    ...(sc ? { scale: sc } : {}),
   };
   mkdirSync(resultsDir, { recursive: true });
   writeFileSync(join(resultsDir, resultsName), JSON.stringify(results, null, 2) + '\n');
@@ -440,7 +480,7 @@ async function main(): Promise<void> {
   const mach = results.machine;
   const code = results.code === undefined ? '' : `, commit ${results.code.commit.slice(0, 10)}${results.code.uncommittedChanges ? ' + uncommitted changes' : ''}`;
   process.stdout.write(`\nHerald benchmarks: ${mach.cpus} × ${mach.cpuModel}, ${mach.memoryGiB} GiB, Node ${mach.node}${code}; ${command}\n\n`);
-  process.stdout.write(report(t, l, m, synchronous));
+  process.stdout.write(report(t, l, m, sc, synchronous));
   progress('bench', `done in ${((performance.now() - started) / 1000).toFixed(0)} s; wrote bench/results/${resultsName}${charts.length > 0 ? `, ${charts.join(', ')}` : ''}`);
 }
 
@@ -462,8 +502,11 @@ function positiveInt(flag: string, text: string): number {
   return value;
 }
 
-/** Nothing here may run forever: the whole bench stops after this long, and its children with it (they exit when the IPC channel closes). */
-const runLimitMs = 15 * 60 * 1000;
+/**
+ * Nothing here may run forever: the whole bench stops after this long, and its children with it (they exit when the
+ * IPC channel closes; the scale scenario's nodes are killed by pid on exit). Scale connects 100,000 devices: 25 minutes.
+ */
+const runLimitMs = (process.argv.includes('scale') ? 25 : 15) * 60 * 1000;
 setTimeout(() => {
   progress('bench', `still running after ${runLimitMs / 60_000} minutes; giving up`);
   process.exit(1);

@@ -53,7 +53,7 @@ export interface ThroughputResult {
   cpu: CpuShare;
 }
 
-interface LoopResult {
+export interface LoopResult {
   accepted: number;
   windowAccepted: number;
   windowRequests: number;
@@ -64,20 +64,21 @@ interface LoopResult {
   cpu: CpuShare;
 }
 
-interface LoopOptions {
+export interface LoopOptions {
   pool: Connection[];
   request: (n: number) => string;
   perRequest: number;
   warmupMs: number;
   durationMs: number;
   delivered: () => number;
-  serverPid: number;
+  /** Processes whose CPU time counts as the server's. */
+  serverPid: number | readonly number[];
   failure: () => Error | undefined;
   label: string;
 }
 
 /** Runs every connection in a closed loop until the window ends, then lets the last requests finish. */
-function closedLoop(o: LoopOptions): Promise<LoopResult> {
+export function closedLoop(o: LoopOptions): Promise<LoopResult> {
   return new Promise((resolve, reject) => {
     const start = performance.now();
     const windowStart = start + o.warmupMs;
