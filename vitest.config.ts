@@ -24,7 +24,7 @@ export default defineConfig({
           ...common,
           name: 'scale-out',
           include: ['test/server/**/*.test.ts'],
-          exclude: [...configDefaults.exclude, 'test/server/store-*.test.ts', 'test/server/crash.test.ts', 'test/server/npm-start.test.ts', 'test/server/scale-out.test.ts', 'test/server/postgres-outage.test.ts', 'test/server/nginx-failover.test.ts', 'test/server/workers.test.ts'],
+          exclude: [...configDefaults.exclude, 'test/server/store-*.test.ts', 'test/server/crash.test.ts', 'test/server/npm-start.test.ts', 'test/server/scale-out.test.ts', 'test/server/postgres-outage.test.ts', 'test/server/nginx-failover.test.ts', 'test/server/workers.test.ts', 'test/server/amqp-crash.test.ts'],
           env: { HERALD_TEST_BACKEND: 'scale-out' },
         },
       },

@@ -199,7 +199,7 @@ function kindOf(schema: Schema): ValueKind | undefined {
 }
 
 function isSecret(key: string, kind: ValueKind): boolean {
-  return kind.type === 'string' && (/secret|token|password/i.test(key) || /^(store|redis)Url$/.test(key));
+  return kind.type === 'string' && (/secret|token|password/i.test(key) || /^(store|redis|amqp)Url$/.test(key));
 }
 
 /** Top-level scalars get `HERALD_<KEY>`; scalar members of nested objects get `HERALD_<PARENT>_<KEY>`. */

@@ -68,6 +68,18 @@ export const configSchema = z
       .optional(),
     /** Prefix of Herald's Redis channel names, so several deployments can share one Redis. */
     redisPrefix: z.string().min(1).max(64).default(defaults.redisPrefix),
+    /**
+     * RabbitMQ to read notifications from (`amqp://…` or `amqps://…`), in the body schema of `POST /v1/notifications`.
+     * Unset: no consumer. Holds a password: never logged.
+     */
+    amqpUrl: z
+      .string()
+      .regex(/^amqps?:\/\//, 'amqpUrl must be an amqp:// or amqps:// URL')
+      .optional(),
+    /** Durable queue the consumer reads; invalid messages go to `<amqpQueue>.dead`. */
+    amqpQueue: z.string().min(1).max(200, 'amqpQueue must be at most 200 characters (it gets a .dead suffix)').default(defaults.amqpQueue),
+    /** Unacknowledged messages the consumer holds at once (count): how many publishes it has in flight. */
+    amqpPrefetch: z.int().min(1).max(65_535).default(defaults.amqpPrefetch),
     /** SQLite `synchronous`: `full` survives power loss; `normal` survives process crashes only. */
     sqliteSynchronous: z.enum(['full', 'normal']).default('full'),
     /**

@@ -33,6 +33,14 @@ export const defaults = {
   replayPageSize: 500,
   /** Live frames buffered per socket during a replay before it re-reads from the store instead. */
   replayLiveBufferMax: 10_000,
+  /**
+   * Milliseconds a live notification that arrived ahead of a missing seq waits for it. Across nodes or workers,
+   * seqs commit in order but their broker messages may cross; a short wait sends them in order. A seq that does
+   * not come (the broker dropped it) leaves a gap the device fills with `sync`.
+   */
+  reorderWindowMs: 50,
+  /** Live notifications held per socket while waiting for a missing seq; past it they are sent at once. */
+  reorderHoldMax: 1_000,
   /** Connections per user (4002 beyond). */
   maxConnectionsPerUser: 32,
   /** Sockets closed per event-loop turn on shutdown, so a restart does not stampede. */
@@ -91,6 +99,14 @@ export const defaults = {
   redisChannelsPerCommand: 10_000,
   /** Milliseconds a broker ping waits for Redis before reporting it unhealthy (`/readyz`). */
   redisPingTimeoutMs: 1_000,
+
+  /** Queue the RabbitMQ consumer reads when `amqpUrl` is set. Dotted, like RabbitMQ's own names. */
+  amqpQueue: 'herald.notifications',
+  /**
+   * Unacknowledged RabbitMQ messages in flight at once (count). Enough to fill a group commit; a message is
+   * acked only once stored, so this also bounds what a crash hands back for redelivery.
+   */
+  amqpPrefetch: 64,
 
   /** Lifetime of device tokens created without `expiresIn`, seconds; 0 means no expiry. */
   deviceTokenTtl: 0,

@@ -14,7 +14,7 @@ export function createGuard(auth: AuthService, authFailures: RateLimiter | undef
   return async <K extends Kind>(ctx: Context, ...kinds: K[]): Promise<Of<K>> => {
     const wait = authFailures?.wait(ctx.ip) ?? 0;
     if (wait > 0) throw new HeraldError('rate_limited', 'too many failed authentications', { 'retry-after': String(Math.ceil(wait / 1000)) });
-    const token = bearerToken(ctx.req);
+    const token = ctx.token ?? bearerToken(ctx.req);
     if (token === undefined) throw new HeraldError('unauthorized', 'send Authorization: Bearer <token>', { 'www-authenticate': 'Bearer' });
     const principal = await auth.authenticate(token, ctx.req.socket);
     if (!principal) {

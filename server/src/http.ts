@@ -10,6 +10,8 @@ export interface Context {
   params: Record<string, string>;
   /** Client address (X-Forwarded-For's first hop when trustProxy is on). */
   ip: string;
+  /** A token the route took from somewhere other than `Authorization: Bearer` (ntfy's Basic auth); the guard prefers it. */
+  token?: string;
 }
 
 export interface Reply {
@@ -29,17 +31,37 @@ interface Route {
   handler: Handler;
 }
 
+function compile(method: string, path: string, handler: Handler): Route {
+  const keys: string[] = [];
+  const source = path.replace(/:([a-zA-Z]+)/g, (_, key: string) => {
+    keys.push(key);
+    return '([^/]+)';
+  });
+  return { method, pattern: new RegExp(`^${source}$`), keys, handler };
+}
+
+function paramsOf(route: Route, found: RegExpExecArray): Record<string, string> {
+  const params: Record<string, string> = {};
+  route.keys.forEach((key, i) => (params[key] = decodeSegment(found[i + 1] ?? '')));
+  return params;
+}
+
 /** Method + path routing with `:param` segments; 404 and 405 come back as contract errors. */
 export class Router {
   readonly #routes: Route[] = [];
+  readonly #fallbacks: Route[] = [];
 
   add(method: string, path: string, handler: Handler): this {
-    const keys: string[] = [];
-    const source = path.replace(/:([a-zA-Z]+)/g, (_, key: string) => {
-      keys.push(key);
-      return '([^/]+)';
-    });
-    this.#routes.push({ method, pattern: new RegExp(`^${source}$`), keys, handler });
+    this.#routes.push(compile(method, path, handler));
+    return this;
+  }
+
+  /**
+   * A catch-all route, tried only when no route added with `add` has this path, and only for its own method.
+   * So it never shadows a route, never turns another path's 404 into a 405, and `POST /healthz` stays a 405.
+   */
+  fallback(method: string, path: string, handler: Handler): this {
+    this.#fallbacks.push(compile(method, path, handler));
     return this;
   }
 
@@ -52,11 +74,13 @@ export class Router {
         allowed.push(route.method);
         continue;
       }
-      const params: Record<string, string> = {};
-      route.keys.forEach((key, i) => (params[key] = decodeSegment(found[i + 1] ?? '')));
-      return { handler: route.handler, params };
+      return { handler: route.handler, params: paramsOf(route, found) };
     }
     if (allowed.length > 0) throw new HeraldError('method_not_allowed', `use ${allowed.join(' or ')}`, { allow: allowed.join(', ') });
+    for (const route of this.#fallbacks) {
+      const found = route.method === method ? route.pattern.exec(pathname) : null;
+      if (found) return { handler: route.handler, params: paramsOf(route, found) };
+    }
     throw new HeraldError('not_found', `no such endpoint: ${pathname}`);
   }
 }
@@ -94,13 +118,16 @@ export function clientIp(req: IncomingMessage, trustProxy: boolean): string {
   return req.socket.remoteAddress ?? 'unknown';
 }
 
-/** Reads a JSON body of at most `maxBytes`; bad JSON is `invalid_json`, too much is `payload_too_large`. */
-export async function readJson(req: IncomingMessage, maxBytes: number): Promise<unknown> {
+/**
+ * Reads a body of at most `maxBytes` (more is `payload_too_large`); `multipart/*` is `unsupported_media_type`,
+ * with `expected` naming what to send instead.
+ */
+export async function readBody(req: IncomingMessage, maxBytes: number, expected: string): Promise<Buffer> {
   const declared = Number(req.headers['content-length'] ?? 0);
   if (declared > maxBytes) throw new HeraldError('payload_too_large', `request body is over ${maxBytes} bytes`);
   const type = req.headers['content-type'] ?? '';
-  if (/^multipart\//i.test(type)) throw new HeraldError('unsupported_media_type', 'send a JSON body');
-  const text = await new Promise<string>((resolve, reject) => {
+  if (/^multipart\//i.test(type)) throw new HeraldError('unsupported_media_type', `send ${expected}`);
+  return new Promise<Buffer>((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (chunk: Buffer) => {
@@ -109,9 +136,14 @@ export async function readJson(req: IncomingMessage, maxBytes: number): Promise<
       // Past the limit: answer now, keep draining (and dropping) the rest so the connection stays usable.
       else if (size - chunk.length <= maxBytes) reject(new HeraldError('payload_too_large', `request body is over ${maxBytes} bytes`));
     });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('end', () => resolve(Buffer.concat(chunks)));
     req.on('error', reject);
   });
+}
+
+/** Reads a JSON body of at most `maxBytes`; bad JSON is `invalid_json`, too much is `payload_too_large`. */
+export async function readJson(req: IncomingMessage, maxBytes: number): Promise<unknown> {
+  const text = (await readBody(req, maxBytes, 'a JSON body')).toString('utf8');
   if (text.trim() === '') throw new HeraldError('invalid_json', 'request body is empty; send JSON');
   try {
     return JSON.parse(text) as unknown;

@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { registerAdmin } from './admin.js';
+import { startAmqpConsumer } from './amqp.js';
 import { AuthService, generateToken, hashToken } from './auth.js';
 import type { Broker, BrokerFactory } from './broker/broker.js';
 import { createMemoryBroker } from './broker/memory.js';
@@ -19,7 +20,8 @@ import { registerInbox } from './inbox.js';
 import { createLogger, redactUrl } from './logger.js';
 import { registerLogin } from './login.js';
 import { createMetrics } from './metrics.js';
-import { registerPublish } from './publish.js';
+import { registerNtfy } from './ntfy.js';
+import { createPublishing, registerPublish } from './publish.js';
 import { RateLimiter } from './rate-limit.js';
 import { startScheduler } from './scheduler.js';
 import { openThreadedSqliteStore } from './store/sqlite-threaded.js';
@@ -134,6 +136,7 @@ export async function createServer(config: Config, overrides: Partial<ServerDeps
   const deps = { config, store, broker, guard, metrics, now };
   registerAdmin(router, { ...deps, auth });
   registerPublish(router, { ...deps, fanout, publishLimit: limits?.publish });
+  registerNtfy(router, { ...deps, fanout, publishLimit: limits?.publish });
   registerInbox(router, deps);
   registerLogin(router, { config, store, limit: limits?.login, now });
   registerWeb(router, { config });
@@ -141,6 +144,8 @@ export async function createServer(config: Config, overrides: Partial<ServerDeps
   const stream = createStream({ config, store, broker, auth, hub, metrics, logger, limits, now });
   const scheduler = startScheduler({ config, store, fanout, logger, now });
   await scheduler.releaseNow();
+  // RabbitMQ ingest, through the same store and fan-out as POST /v1/notifications.
+  const amqp = config.amqpUrl === undefined ? undefined : startAmqpConsumer({ url: config.amqpUrl, config, publishing: createPublishing({ ...deps, fanout, publishLimit: undefined }), logger });
 
   async function onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
@@ -196,6 +201,7 @@ export async function createServer(config: Config, overrides: Partial<ServerDeps
         await stream.closeAll();
         stream.stop();
         if (pruner) clearInterval(pruner);
+        await amqp?.close();
         await scheduler.stop();
         http.closeAllConnections();
         await stopped;

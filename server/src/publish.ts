@@ -23,7 +23,7 @@ export interface PublishDeps {
   now: () => number;
 }
 
-type Publisher = Extract<Principal, { kind: 'app' | 'admin' }>;
+export type Publisher = Extract<Principal, { kind: 'app' | 'admin' }>;
 
 /** Validates one publish body, turning the first bad field into its stable code. */
 export function parsePublish(data: unknown, where = ''): PublishRequest {
@@ -79,8 +79,30 @@ function accepted(outcome: Fanout) {
   };
 }
 
-/** `POST /v1/notifications`, `POST /v1/notifications/batch`, `DELETE /v1/notifications/:id`. */
-export function registerPublish(router: Router, deps: PublishDeps): void {
+/** The 202 body of one publish. */
+export type Accepted = ReturnType<typeof accepted>;
+
+/** The publish path shared by every way in (`POST /v1/notifications`, ntfy's `POST /<topic>`, RabbitMQ). */
+export interface Publishing {
+  /** Checks for an app or admin token and takes from its publish rate bucket. */
+  authorize: (ctx: Context) => Promise<Publisher>;
+  /**
+   * Validates `data` as a publish body (stable codes per field), checks an app token's topics, honours
+   * `Idempotency-Key`, commits, and hands the outcome to the fan-out. Resolves to the 202 body.
+   */
+  publish: (ctx: Context, publisher: Publisher, data: unknown) => Promise<Accepted>;
+  /**
+   * Commits a request already validated, as `publisher` (a token id), and fans it out. A refusal by the store
+   * throws its stable code (`unknown_user`, `idempotency_key_reused`). For ways in without an HTTP request (RabbitMQ).
+   */
+  publishRequest: (request: PublishRequest, publisher: string, key: string | undefined) => Promise<Fanout>;
+  /** Runs a store write, timing it as a publish. */
+  commit: <T>(work: Promise<T>) => Promise<T>;
+  /** Counts a committed outcome and fans it out unless it was an idempotent repeat. */
+  deliver: (outcome: Fanout) => void;
+}
+
+export function createPublishing(deps: PublishDeps): Publishing {
   const { store, metrics, now } = deps;
 
   async function authorize(ctx: Context): Promise<Publisher> {
@@ -104,17 +126,34 @@ export function registerPublish(router: Router, deps: PublishDeps): void {
     if (!outcome.duplicate) deps.fanout(outcome);
   }
 
-  router.add('POST', '/v1/notifications', async (ctx) => {
-    const publisher = await authorize(ctx);
+  async function publish(ctx: Context, publisher: Publisher, data: unknown): Promise<Accepted> {
     const key = idempotencyKey(ctx);
-    const request = parsePublish(await readJson(ctx.req, deps.config.maxBodyBytes));
+    const request = parsePublish(data);
     checkTopics(publisher, request);
-    const input: PublishInput = { id: notificationId(), request, publisher: publisher.tokenId, now: now() };
+    return accepted(await publishRequest(request, publisher.tokenId, key));
+  }
+
+  async function publishRequest(request: PublishRequest, publisher: string, key: string | undefined): Promise<Fanout> {
+    const input: PublishInput = { id: notificationId(), request, publisher, now: now() };
     if (key !== undefined) input.idempotency = { key, hash: requestHash(request) };
     const outcome = await commit(store.publish(input));
     if (!outcome.ok) throw outcomeError(outcome);
     deliver(outcome);
-    return { status: 202, body: accepted(outcome) };
+    return outcome;
+  }
+
+  return { authorize, publish, publishRequest, commit, deliver };
+}
+
+/** `POST /v1/notifications`, `POST /v1/notifications/batch`, `DELETE /v1/notifications/:id`. */
+export function registerPublish(router: Router, deps: PublishDeps): void {
+  const { store, now } = deps;
+  const { authorize, publish, commit, deliver } = createPublishing(deps);
+
+  router.add('POST', '/v1/notifications', async (ctx) => {
+    const publisher = await authorize(ctx);
+    idempotencyKey(ctx); // a bad key is refused before the body is read
+    return { status: 202, body: await publish(ctx, publisher, await readJson(ctx.req, deps.config.maxBodyBytes)) };
   });
 
   router.add('POST', '/v1/notifications/batch', async (ctx) => {

@@ -155,9 +155,12 @@ describe('environment variables', () => {
         'HERALD_STORE_URL',
         'HERALD_STORE_SCHEMA',
         'HERALD_REDIS_URL',
+        'HERALD_AMQP_URL',
+        'HERALD_AMQP_QUEUE',
+        'HERALD_AMQP_PREFETCH',
       ]),
     );
-    expect(envVariables().filter((variable) => variable.secret).map((variable) => variable.name)).toEqual(['HERALD_ADMIN_TOKEN', 'HERALD_JWT_SECRET', 'HERALD_STORE_URL', 'HERALD_REDIS_URL']);
+    expect(envVariables().filter((variable) => variable.secret).map((variable) => variable.name)).toEqual(['HERALD_ADMIN_TOKEN', 'HERALD_JWT_SECRET', 'HERALD_STORE_URL', 'HERALD_REDIS_URL', 'HERALD_AMQP_URL']);
     const help = describeEnv();
     for (const name of names) expect(help).toContain(name);
     // A URL with a password in it is treated as a secret: a bad value is named, never echoed.
