@@ -8,6 +8,7 @@ import type { AuthService, Principal } from './auth.js';
 import { bearerToken } from './auth.js';
 import type { Broker, UserMessage } from './broker/broker.js';
 import type { Config } from './config.js';
+import { defaults } from './defaults.js';
 import { HeraldError } from './errors.js';
 import { notificationFrame, sharedFields, userFrame } from './fanout.js';
 import { clientIp } from './http.js';
@@ -58,6 +59,9 @@ class Session implements Peer {
   /** Live messages held back while authenticating or replaying; null once live. */
   #held: UserMessage[] | null = [];
   #heldOverflow = false;
+  /** Live notifications that came ahead of a missing seq, by seq (see defaults.reorderWindowMs). */
+  #ahead: Map<number, Buffer | string> | undefined;
+  #aheadTimer: NodeJS.Timeout | undefined;
   #outbox: (Buffer | string)[] = [];
   #outboxBytes = 0;
   #timer: NodeJS.Timeout | undefined;
@@ -285,6 +289,8 @@ class Session implements Peer {
     const { store, config, metrics, now } = this.deps;
     this.#state = 'replaying';
     this.#held ??= [];
+    // Whatever waited for a missing seq is committed, so the replay reads it from the store.
+    this.#clearAhead();
     let cursor = since;
     let replayed = 0;
     let gap = false;
@@ -328,11 +334,50 @@ class Session implements Peer {
   }
 
   #sendLive(message: UserMessage, frame: Buffer | string): void {
-    if (message.seq > 0) {
-      if (message.seq <= this.#lastSeq) return;
-      this.#lastSeq = message.seq;
-      this.deps.metrics.deliveries.inc();
+    const { seq } = message;
+    if (seq === 0) this.#queueLive(frame);
+    else if (seq <= this.#lastSeq) return;
+    else if (seq > this.#lastSeq + 1) this.#holdAhead(seq, frame);
+    else {
+      this.#queueNotification(seq, frame);
+      if (this.#ahead) this.#releaseAhead(false);
     }
+  }
+
+  /** Waits a little for the seqs before this one, which may still be on their way from another node. */
+  #holdAhead(seq: number, frame: Buffer | string): void {
+    this.#ahead ??= new Map();
+    this.#ahead.set(seq, frame);
+    if (this.#ahead.size > defaults.reorderHoldMax) this.#releaseAhead(true);
+    else this.#aheadTimer ??= setTimeout(() => this.#releaseAhead(true), defaults.reorderWindowMs);
+  }
+
+  /** Sends the held notifications that are next in line, or all of them once the wait is over. */
+  #releaseAhead(all: boolean): void {
+    const ahead = this.#ahead;
+    if (!ahead) return;
+    for (const seq of [...ahead.keys()].sort((a, b) => a - b)) {
+      if (!all && seq > this.#lastSeq + 1) break;
+      const frame = ahead.get(seq);
+      ahead.delete(seq);
+      if (frame !== undefined && seq > this.#lastSeq) this.#queueNotification(seq, frame);
+    }
+    if (ahead.size === 0) this.#clearAhead();
+  }
+
+  #clearAhead(): void {
+    this.#ahead = undefined;
+    clearTimeout(this.#aheadTimer);
+    this.#aheadTimer = undefined;
+  }
+
+  #queueNotification(seq: number, frame: Buffer | string): void {
+    this.#lastSeq = seq;
+    this.deps.metrics.deliveries.inc();
+    this.#queueLive(frame);
+  }
+
+  #queueLive(frame: Buffer | string): void {
     this.#queue(frame);
     if (this.#outboxBytes + this.raw.writableLength > this.deps.config.maxBufferedBytes) {
       this.deps.logger.info({ user: this.user, ip: this.ip }, 'closing slow consumer');
@@ -379,6 +424,7 @@ class Session implements Peer {
   #shutdown(): void {
     this.#state = 'closed';
     clearTimeout(this.#timer);
+    this.#clearAhead();
     this.#outbox = [];
     this.#held = null;
     this.deps.hub.detach(this);
