@@ -1,7 +1,7 @@
 import { createHash, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
 import { promisify } from 'node:util';
 import type { IncomingMessage } from 'node:http';
-import { createRemoteJWKSet, jwtVerify, type JWTVerifyGetKey } from 'jose';
+import { createRemoteJWKSet, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import { userName } from '@herald/protocol';
 import type { Config } from './config.js';
 import type { Store, TokenRecord } from './store/store.js';
@@ -129,20 +129,22 @@ export class AuthService {
       audience: this.config.jwt?.audience,
       currentDate: new Date(this.now()),
     };
+    let payload: JWTPayload;
     try {
-      const { payload } =
-        key instanceof Uint8Array ? await jwtVerify(token, key, options) : await jwtVerify(token, key, options);
-      const name = userName.safeParse(payload.sub);
-      if (!name.success) return undefined;
-      const user = await this.store.ensureUser(name.data, this.now());
-      return {
-        kind: 'device',
-        tokenId: `jwt:${user.name}`,
-        user: { id: user.id, name: user.name },
-        expiresAt: payload.exp === undefined ? null : payload.exp * 1000,
-      };
+      ({ payload } = key instanceof Uint8Array ? await jwtVerify(token, key, options) : await jwtVerify(token, key, options));
     } catch {
       return undefined;
     }
+    const name = userName.safeParse(payload.sub);
+    if (!name.success) return undefined;
+    // A store that is down is not a bad token: its error goes on (503, close 1013), so devices come back later.
+    // Every reconnect of a known user is a read; only the first sign-in writes.
+    const user = (await this.store.userByName(name.data)) ?? (await this.store.ensureUser(name.data, this.now()));
+    return {
+      kind: 'device',
+      tokenId: `jwt:${user.name}`,
+      user: { id: user.id, name: user.name },
+      expiresAt: payload.exp === undefined ? null : payload.exp * 1000,
+    };
   }
 }

@@ -5,6 +5,7 @@
  */
 import pg from 'pg';
 import { pino } from 'pino';
+import { SignJWT } from 'jose';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { CloseCode, type Notification } from '@herald/protocol';
 import { createConnection, type Disconnect } from '../../main/connection.js';
@@ -12,6 +13,8 @@ import { memoryCursor } from '../../main/cursor.js';
 import { TestClient, deviceFor, publish, startServer, type TestServer } from '../helpers.js';
 import { PostgresProcess } from '../postgres-process.js';
 import { freePort } from '../redis-process.js';
+
+const jwtSecret = 'outage-test-jwt-secret-' + 'j'.repeat(32);
 
 /** How long a refused call may take while PostgreSQL is down: a correctness bound, not a benchmark. */
 const failFastMs = 2_000;
@@ -49,7 +52,7 @@ beforeAll(async () => {
     },
   );
   // A fast scheduler and heartbeat, so both run (and fail) against the store while it is down.
-  t = await startServer({ storeUrl: cluster.url, storeSchema: 'herald', scheduleIntervalMs: 100, heartbeatMs: 300 }, { logger });
+  t = await startServer({ storeUrl: cluster.url, storeSchema: 'herald', scheduleIntervalMs: 100, heartbeatMs: 300, jwt: { secret: jwtSecret } }, { logger });
 });
 
 afterAll(async () => {
@@ -164,6 +167,10 @@ it('answers 503 store_unavailable fast while PostgreSQL is down, writes nothing,
   const refusedDevice = await TestClient.open(t.wsUrl, bob.token);
   expect(await refusedDevice.closed).toEqual({ code: CloseCode.tryAgainLater, reason: 'store_unavailable' });
   expect(refusedDevice.frames).toEqual([{ type: 'error', code: 'store_unavailable', message: expect.any(String) as string }]);
+  // A valid JWT is not a bad token while its user cannot be looked up: 1013, so the device comes back, never 4501.
+  const jwt = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('carol').setExpirationTime('10m').sign(new TextEncoder().encode(jwtSecret));
+  const jwtDevice = await TestClient.open(t.wsUrl, jwt);
+  expect(await jwtDevice.closed).toEqual({ code: CloseCode.tryAgainLater, reason: 'store_unavailable' });
 
   // The desktop app's connection, started during the outage: it is closed with 1013 and keeps retrying with backoff.
   const connection = createConnection({ server: t.url, token: alice.token, cursor: memoryCursor(), backoffCapMs: 1_000 });
