@@ -41,7 +41,7 @@ export const parentMessage = z.discriminatedUnion('type', [
 export type ParentMessage = z.infer<typeof parentMessage>;
 
 /** Every child exits on its own after this long, whatever happens to the runner, ms. */
-export const childLifetimeMs = 25 * 60 * 1000;
+export const childLifetimeMs = 40 * 60 * 1000;
 
 /** Sends a message to the runner; a no-op once the channel is gone. */
 export function tellParent(message: ChildMessage): void {

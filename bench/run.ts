@@ -504,9 +504,9 @@ function positiveInt(flag: string, text: string): number {
 
 /**
  * Nothing here may run forever: the whole bench stops after this long, and its children with it (they exit when the
- * IPC channel closes; the scale scenario's nodes are killed by pid on exit). Scale connects 100,000 devices: 25 minutes.
+ * IPC channel closes; the scale scenario's nodes are killed by pid on exit). Scale connects 100,000 devices: 40 minutes.
  */
-const runLimitMs = (process.argv.includes('scale') ? 25 : 15) * 60 * 1000;
+const runLimitMs = (process.argv.includes('scale') ? 40 : 15) * 60 * 1000;
 setTimeout(() => {
   progress('bench', `still running after ${runLimitMs / 60_000} minutes; giving up`);
   process.exit(1);
