@@ -47,6 +47,15 @@ export interface MemoryResult {
   heapPerConnection: number;
 }
 
+/** Starts holder process `i` (bench/holder-process.ts), keeping its count of synced devices in `synced`. */
+export function startHolder(i: number, options: object, synced: Map<number, number>): Child {
+  const holder = Child.start(`holder ${i + 1}`, new URL('./holder-process.ts', import.meta.url), [JSON.stringify(options)]);
+  holder.onMessage((message) => {
+    if (message.type === 'progress' || message.type === 'done') synced.set(i, message.synced);
+  });
+  return holder;
+}
+
 /** Devices connected (and closed again) before the first sample, so code compiled on first use is not counted. */
 const warmupConnections = 100;
 /** First user number of the holders; the warm-up uses the ones below. */
@@ -91,11 +100,7 @@ export async function runMemory(o: MemoryOptions): Promise<MemoryResult> {
       const share = Math.floor(o.connections / count) + (i < o.connections % count ? 1 : 0);
       const first = firstHeldUser + i * Math.ceil(o.connections / count);
       const options = { wsUrl: server.wsUrl, jwtSecret: server.jwtSecret, first, count: share, localAddress: sourceAddresses[i], parallel: o.parallel };
-      const holder = Child.start(`holder ${i + 1}`, new URL('./holder-process.ts', import.meta.url), [JSON.stringify(options)]);
-      holder.onMessage((message) => {
-        if (message.type === 'progress' || message.type === 'done') synced.set(i, message.synced);
-      });
-      holders.push(holder);
+      holders.push(startHolder(i, options, synced));
     }
     const ticker = setInterval(() => {
       const total = [...synced.values()].reduce((a, b) => a + b, 0);

@@ -13,12 +13,13 @@ import { Child } from './child.js';
 import { connectDevices, signJwt, type Device } from './device.js';
 import { openConnections, postRequest, type Connection } from './http-load.js';
 import { measureLatency, type LatencyResult } from './latency.js';
+import { startHolder } from './memory.js';
 import { dropClusterSpace, newClusterSpace, openFiles, startNode, type ClusterSpace, type HeraldNode } from './nodes.js';
 import { batchBody, singleBody } from './payload.js';
 import { awaitQuiet, readCpuMsOf, readRss, type CpuShare } from './proc.js';
 import { userName } from './servers.js';
 import { distribution, progress, rounded, sleep, sorted, thousands, waitFor, type Distribution } from './stats.js';
-import { batchSize, closedLoop, type PublishMode } from './throughput.js';
+import { batchSize, closedLoop, type PublishMode, type ThroughputResult } from './throughput.js';
 
 /** The targets of the scale-out part of the performance issue. */
 export const scaleTargets = {
@@ -106,26 +107,8 @@ export const quickScale: ScaleSettings = {
   quietWaitMs: 2_000,
 };
 
-export interface ScaleThroughput {
-  mode: PublishMode;
-  connections: number;
-  users: number;
-  perRequest: number;
-  durationS: number;
-  notificationsPerSecond: number;
-  requestsPerSecond: number;
-  deliveredPerSecond: number;
-  accepted: number;
-  delivered: number;
-  allDelivered: boolean;
-  outOfOrder: number;
-  failedRequests: number;
-  failures: string[];
-  ack: Distribution;
-  /** `server` is every process of both nodes together, percent of one core. */
-  cpu: CpuShare;
-  machineBusyBeforePercent: number;
-}
+/** A throughput run through both nodes; `cpu.server` is every process of both nodes together. */
+export type ScaleThroughput = Omit<ThroughputResult, 'target' | 'config'> & { machineBusyBeforePercent: number };
 
 export type ScaleLatency = Omit<LatencyResult, 'samples' | 'target'> & { rateFrom: string; machineBusyBeforePercent: number };
 
@@ -373,11 +356,7 @@ async function connectionsStep(cluster: Cluster, settings: ScaleSettings, holder
       localAddress: sourceAddresses[i % sourceAddresses.length],
       parallel: settings.parallel,
     };
-    const holder = Child.start(`holder ${i + 1}`, new URL('./holder-process.ts', import.meta.url), [JSON.stringify(options)]);
-    holder.onMessage((message) => {
-      if (message.type === 'progress' || message.type === 'done') synced.set(i, message.synced);
-    });
-    holders.push(holder);
+    holders.push(startHolder(i, options, synced));
   }
   const ticker = setInterval(() => {
     const total = [...synced.values()].reduce((a, b) => a + b, 0);
