@@ -4,6 +4,7 @@
  * IPC channel with the messages below, parsed with zod on both sides.
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { z } from 'zod';
 import { readRss } from './proc.js';
 
@@ -24,7 +25,17 @@ export const childMessage = z.discriminatedUnion('type', [
   /** A holder's answer to `collect`: when each of its devices received broadcast `round` (epoch ms), and how many devices it holds. */
   z.object({ type: z.literal('arrivals'), round: z.number(), times: z.array(z.number()), devices: z.number() }),
   /** A holder's answer to `count`: frames received so far over all its devices, and how many sockets are still open. */
-  z.object({ type: z.literal('counts'), heartbeats: z.number(), notifications: z.number(), open: z.number(), problems: z.array(z.string()) }),
+  z.object({
+    type: z.literal('counts'),
+    heartbeats: z.number(),
+    notifications: z.number(),
+    open: z.number(),
+    /** Bytes the holder's sockets have read, WebSocket framing and any compression included. */
+    bytesRead: z.number(),
+    problems: z.array(z.string()),
+  }),
+  /** Answer to `lag`: the child's event-loop delay since the previous `lag`, ms. */
+  z.object({ type: z.literal('lag'), p50: z.number(), p99: z.number(), max: z.number() }),
 ]);
 export type ChildMessage = z.infer<typeof childMessage>;
 export type ChildMessageOf<T extends ChildMessage['type']> = Extract<ChildMessage, { type: T }>;
@@ -37,6 +48,8 @@ export const parentMessage = z.discriminatedUnion('type', [
   z.object({ type: z.literal('collect'), round: z.number(), timeoutMs: z.number() }),
   /** To a holder: answer with `counts`. */
   z.object({ type: z.literal('count') }),
+  /** To any child: answer with `lag`, the event-loop delay measured since the last `lag`, and start again. */
+  z.object({ type: z.literal('lag') }),
 ]);
 export type ParentMessage = z.infer<typeof parentMessage>;
 
@@ -48,11 +61,17 @@ export function tellParent(message: ChildMessage): void {
   if (process.connected) process.send?.(message);
 }
 
+/** Resolution of every child's event-loop delay histogram, ms: timers this far apart sample the loop. */
+const lagResolutionMs = 5;
+
 /**
  * Child side: calls `onStop` on `stop`, on SIGTERM and when the runner goes away, and exits
- * after {@link childLifetimeMs} regardless. Other messages go to `onMessage`.
+ * after {@link childLifetimeMs} regardless. Answers `lag` from a histogram every child keeps the same way,
+ * so servers are compared on one measure. Other messages go to `onMessage`.
  */
 export function serveParent(onStop: () => Promise<void>, onMessage: (message: ParentMessage) => void = () => undefined): void {
+  const lag = monitorEventLoopDelay({ resolution: lagResolutionMs });
+  lag.enable();
   let stopping = false;
   const stop = () => {
     if (stopping) return;
@@ -73,7 +92,12 @@ export function serveParent(onStop: () => Promise<void>, onMessage: (message: Pa
   process.on('message', (raw: unknown) => {
     const message = parentMessage.parse(raw);
     if (message.type === 'stop') stop();
-    else onMessage(message);
+    else if (message.type === 'lag') {
+      // The histogram holds the time between its timer's runs: the lag is what exceeds the resolution.
+      const ms = (ns: number) => Math.max(0, Math.round(ns / 1e4 - lagResolutionMs * 100) / 100);
+      tellParent({ type: 'lag', p50: ms(lag.percentile(50)), p99: ms(lag.percentile(99)), max: ms(lag.max) });
+      lag.reset();
+    } else onMessage(message);
   });
 }
 

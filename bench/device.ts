@@ -21,6 +21,8 @@ export interface DeviceOptions {
   token: string;
   /** Loopback source address, to spread sockets over more than one address's ephemeral ports. */
   localAddress?: string;
+  /** Offer permessage-deflate (the server decides whether to use it). Default: not offered. */
+  perMessageDeflate?: boolean;
   /** Gives up when `synced` has not arrived after this long, ms. */
   timeoutMs?: number;
   /** Called for every notification frame with its parsed body and the time it arrived (performance.now()). */
@@ -54,7 +56,7 @@ export class Device {
   /** Opens the socket, sends `hello` with the token, and resolves once `synced` arrives. */
   static connect(options: DeviceOptions): Promise<Device> {
     const ws = new WebSocket(options.url, {
-      perMessageDeflate: false,
+      perMessageDeflate: options.perMessageDeflate ?? false,
       handshakeTimeout: options.timeoutMs ?? 30_000,
       ...(options.localAddress === undefined ? {} : { localAddress: options.localAddress }),
     });
@@ -106,24 +108,29 @@ export class Device {
   }
 }
 
-function rawText(data: WebSocket.RawData): string {
+export function rawText(data: WebSocket.RawData): string {
   if (Buffer.isBuffer(data)) return data.toString('utf8');
   if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
   return Buffer.from(data).toString('utf8');
 }
 
-/** Connects `count` devices with at most `parallel` handshakes in flight; stops at the first failure. */
-export async function connectDevices(count: number, parallel: number, options: (index: number) => DeviceOptions, onConnected?: (done: number) => void): Promise<Device[]> {
-  const devices: Device[] = [];
+/** Runs `connect` for indexes 0…count−1 with at most `parallel` in flight; stops at the first failure. */
+export async function connectAll<T>(count: number, parallel: number, connect: (index: number) => Promise<T>, onConnected?: (done: number) => void): Promise<T[]> {
+  const connected: T[] = [];
   let next = 0;
-  let connected = 0;
+  let done = 0;
   const worker = async () => {
     while (next < count) {
       const index = next++;
-      devices[index] = await Device.connect(options(index));
-      onConnected?.(++connected);
+      connected[index] = await connect(index);
+      onConnected?.(++done);
     }
   };
   await Promise.all(Array.from({ length: Math.min(parallel, count) }, worker));
-  return devices;
+  return connected;
+}
+
+/** Connects `count` devices with at most `parallel` handshakes in flight; stops at the first failure. */
+export function connectDevices(count: number, parallel: number, options: (index: number) => DeviceOptions, onConnected?: (done: number) => void): Promise<Device[]> {
+  return connectAll(count, parallel, (index) => Device.connect(options(index)), onConnected);
 }

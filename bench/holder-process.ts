@@ -1,13 +1,14 @@
 /**
- * Holds idle authenticated connections for the memory and scale scenarios, in its own process so that no
+ * Holds idle connections for the memory, scale and side-by-side scenarios, in its own process so that no
  * process nears the 20,000 open-file limit: `node --import tsx bench/holder-process.ts '<options JSON>'`.
- * Connects `count` devices (users `first`…) from `localAddress`, reports progress, and keeps them open
- * until told to stop. For the scale scenario it also notes when each device receives a broadcast whose body
- * is `broadcast #<round>` (epoch ms, so the runner can compare it with its own clock), and counts heartbeats.
+ * Connects `count` clients (users `first`…) of one protocol from `localAddress`, reports progress, and keeps
+ * them open until told to stop. It notes when each client receives a broadcast whose body starts with
+ * `broadcast #<round>` (epoch ms, so the runner can compare it with its own clock), and counts heartbeats.
  */
 import { z } from 'zod';
 import { serveParent, tellParent, type ParentMessage } from './child.js';
-import { Device, signJwt } from './device.js';
+import { bytesRead, connectClient, protocols, type Client } from './clients.js';
+import { signJwt } from './device.js';
 import { userName } from './servers.js';
 
 const options = z
@@ -19,16 +20,19 @@ const options = z
     localAddress: z.string(),
     /** Handshakes in flight at once. */
     parallel: z.int().min(1),
+    protocol: z.enum(protocols).default('herald'),
+    /** Offer permessage-deflate. */
+    compression: z.boolean().default(false),
   })
   .parse(JSON.parse(process.argv[2] ?? '{}'));
 
-const devices: Device[] = [];
+const devices: Client[] = [];
 const errors: string[] = [];
 let failed = 0;
 
 /** Broadcast round → arrival times (epoch ms) of its frames on this holder's devices. */
 const arrivals = new Map<number, number[]>();
-const broadcastBody = /^broadcast #(\d+)$/;
+const broadcastBody = /^broadcast #(\d+)\b/;
 const onNotification = (body: string, at: number) => {
   const round = broadcastBody.exec(body)?.[1];
   if (round === undefined) return;
@@ -44,6 +48,7 @@ function answer(message: ParentMessage): void {
       heartbeats: devices.reduce((sum, d) => sum + d.heartbeats, 0),
       notifications: devices.reduce((sum, d) => sum + d.notifications, 0),
       open: devices.filter((d) => d.ws.readyState === d.ws.OPEN).length,
+      bytesRead: devices.reduce((sum, d) => sum + bytesRead(d), 0),
       problems: devices.flatMap((d) => d.problems).slice(0, 5),
     });
   } else if (message.type === 'collect') {
@@ -72,8 +77,9 @@ async function worker(): Promise<void> {
   while (next < options.count) {
     const user = userName(options.first + next++);
     try {
+      const token = signJwt(user, options.jwtSecret);
       devices.push(
-        await Device.connect({ url: options.wsUrl, user, token: signJwt(user, options.jwtSecret), localAddress: options.localAddress, timeoutMs: 60_000, onNotification }),
+        await connectClient(options.protocol, { url: options.wsUrl, user, token, localAddress: options.localAddress, timeoutMs: 60_000, perMessageDeflate: options.compression, onNotification }),
       );
     } catch (error) {
       failed++;

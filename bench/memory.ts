@@ -7,8 +7,9 @@
  */
 import type { ConfigInput } from '../server/src/index.js';
 import { Child } from './child.js';
-import type { Device } from './device.js';
-import { connectUsers, startServer, type RunningServer, type Target } from './servers.js';
+import { readCpuMs } from './proc.js';
+import type { Client } from './clients.js';
+import { connectClients, protocolOf, startServer, type RunningServer, type Target } from './servers.js';
 import { progress, sleep, thousands } from './stats.js';
 
 export interface MemoryOptions {
@@ -20,6 +21,21 @@ export interface MemoryOptions {
   parallel: number;
   /** Herald settings over the bench defaults. */
   config?: ConfigInput;
+  /**
+   * After measuring memory, measure the server's CPU over this long with the connections idle (keep-alive traffic
+   * only), and over up to 10 s before any connected, ms. Unset: not measured.
+   */
+  idleMs?: number;
+}
+
+/** What idle connections cost in CPU: the server's own keep-alive work (Herald heartbeats and pings, Socket.IO pings). */
+export interface IdleCpu {
+  windowMs: number;
+  /** Server CPU with no connections, and with every connection idle, ms per second. */
+  emptyCpuMsPerSecond: number;
+  idleCpuMsPerSecond: number;
+  /** Keep-alive frames the clients received in the idle window (Herald `heartbeat`, Socket.IO ping). */
+  keepAlives: number;
 }
 
 export interface MemoryResult {
@@ -45,6 +61,7 @@ export interface MemoryResult {
   heapBefore: number;
   heapAfter: number;
   heapPerConnection: number;
+  idle?: IdleCpu;
 }
 
 /** Starts holder process `i` (bench/holder-process.ts), keeping its count of synced devices in `synced`. */
@@ -58,6 +75,8 @@ export function startHolder(i: number, options: object, synced: Map<number, numb
 
 /** Devices connected (and closed again) before the first sample, so code compiled on first use is not counted. */
 const warmupConnections = 100;
+/** Longest window over which the CPU of the server without connections is measured, ms: it is nearly constant. */
+const emptyWindowMs = 10_000;
 /** First user number of the holders; the warm-up uses the ones below. */
 const firstHeldUser = 1_000;
 
@@ -74,6 +93,25 @@ async function settledMemory(server: RunningServer, samples: number): Promise<{ 
   return { rss: rss[Math.floor(rss.length / 2)] ?? Number.NaN, heap: usage.heapUsed + usage.external };
 }
 
+/** The server's CPU use over the next `windowMs`, all threads, ms per second. */
+async function cpuMsPerSecond(server: RunningServer, windowMs: number): Promise<number> {
+  const started = performance.now();
+  const cpu = readCpuMs(server.child.pid);
+  await sleep(windowMs);
+  return Math.round(((readCpuMs(server.child.pid) - cpu) / (performance.now() - started)) * 1000 * 10) / 10;
+}
+
+/** Keep-alive frames received so far by every holder's clients together. */
+async function keepAlives(holders: Child[]): Promise<number> {
+  const counts = await Promise.all(
+    holders.map((holder) => {
+      holder.send({ type: 'count' });
+      return holder.next('counts', 30_000);
+    }),
+  );
+  return counts.reduce((sum, c) => sum + c.heartbeats, 0);
+}
+
 async function connectionGauge(server: RunningServer): Promise<number | undefined> {
   if (server.target !== 'herald') return undefined;
   const text = await (await fetch(`${server.url.origin}/metrics`)).text();
@@ -87,9 +125,10 @@ export async function runMemory(o: MemoryOptions): Promise<MemoryResult> {
   const server = await startServer(o.target, { config: o.config ?? {} });
   const holders: Child[] = [];
   try {
-    const warm: Device[] = await connectUsers(server, warmupConnections);
+    const warm: Client[] = await connectClients(server, warmupConnections);
     for (const device of warm) device.close();
     const before = await settledMemory(server, 3);
+    const emptyCpuMsPerSecond = o.idleMs === undefined ? 0 : await cpuMsPerSecond(server, Math.min(o.idleMs, emptyWindowMs));
     progress('memory', `${label}: server RSS ${(before.rss / 2 ** 20).toFixed(1)} MiB before`);
 
     const count = Math.ceil(o.connections / Math.min(o.perHolder, 5_000));
@@ -99,7 +138,7 @@ export async function runMemory(o: MemoryOptions): Promise<MemoryResult> {
     for (let i = 0; i < count; i++) {
       const share = Math.floor(o.connections / count) + (i < o.connections % count ? 1 : 0);
       const first = firstHeldUser + i * Math.ceil(o.connections / count);
-      const options = { wsUrl: server.wsUrl, jwtSecret: server.jwtSecret, first, count: share, localAddress: sourceAddresses[i], parallel: o.parallel };
+      const options = { wsUrl: server.wsUrl, jwtSecret: server.jwtSecret, first, count: share, localAddress: sourceAddresses[i], parallel: o.parallel, protocol: protocolOf(o.target) };
       holders.push(startHolder(i, options, synced));
     }
     const ticker = setInterval(() => {
@@ -133,6 +172,12 @@ export async function runMemory(o: MemoryOptions): Promise<MemoryResult> {
       heapPerConnection: Math.round((after.heap - before.heap) / Math.max(1, total)),
     };
     progress('memory', `${label}: RSS ${(after.rss / 2 ** 20).toFixed(1)} MiB after, ${(result.rssPerConnection / 1024).toFixed(2)} KiB per connection`);
+    if (o.idleMs !== undefined) {
+      progress('memory', `${label}: measuring the CPU of idle connections for ${o.idleMs / 1000} s`);
+      const keepAlivesBefore = await keepAlives(holders);
+      const idleCpuMsPerSecond = await cpuMsPerSecond(server, o.idleMs);
+      result.idle = { windowMs: o.idleMs, emptyCpuMsPerSecond, idleCpuMsPerSecond, keepAlives: (await keepAlives(holders)) - keepAlivesBefore };
+    }
     return result;
   } finally {
     await Promise.all(holders.map((h) => h.stop()));

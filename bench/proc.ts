@@ -13,12 +13,22 @@ export function readRss(pid: number): number {
 /** USER_HZ, the unit of /proc's CPU times: 100 on every Linux ABI Node runs on. */
 const clockTicksPerSecond = 100;
 
-/** CPU time a process has used (user + system, all threads), ms. */
-export function readCpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+/** utime + stime of a /proc `stat` file, ms. */
+function statCpuMs(path: string): number {
+  const stat = readFileSync(path, 'utf8');
   // The fields after the command name, which is in parentheses and may contain spaces; utime and stime are 14th and 15th.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / clockTicksPerSecond;
+}
+
+/** CPU time a process has used (user + system, all threads), ms. */
+export function readCpuMs(pid: number): number {
+  return statCpuMs(`/proc/${pid}/stat`);
+}
+
+/** CPU time of a process's main thread alone (the event loop of a Node process), ms. */
+export function readMainThreadCpuMs(pid: number): number {
+  return statCpuMs(`/proc/${pid}/task/${pid}/stat`);
 }
 
 /** CPU time of the whole machine (all cores), ms: busy (neither idle nor waiting on I/O) and, of that, softirq. */

@@ -12,6 +12,7 @@ import { parseArgs } from 'node:util';
 import { barChart, latencyChart, type Bar } from './chart.js';
 import { runLatency, type LatencyResult } from './latency.js';
 import { runMemory, type MemoryResult } from './memory.js';
+import { fullSideBySide, peerNames, peersCharts, peersMarkdown, quickSideBySide, runSideBySide, type PeerScenario, type PeersSection } from './side-by-side.js';
 import { fullScale, quickScale, reportScale, runScale, scaleTargets, type ScaleSection } from './scale.js';
 import { awaitQuiet, machine } from './proc.js';
 import { formatProfile, summarizeProfile, type ProfileSummary } from './profile.js';
@@ -23,14 +24,21 @@ import { runThroughput, type PublishMode, type ThroughputResult } from './throug
 const usage = `Usage: npm run bench -- [scenario …] [options]
 
 Benchmarks the Herald server (a child process on loopback, SQLite WAL with synchronous=full,
-in-process broker, rate limits off) against its targets, next to a bare node:http + ws relay.
+in-process broker, rate limits off) against its targets, next to a bare node:http + ws relay,
+and side by side with two peers (bench/peers/: a bare ws server and Socket.IO).
 Run it on an otherwise idle machine: the load generator shares the CPU with the server.
 
-Scenarios (default: the first three, about 3 minutes):
+Scenarios (default: all but scale, about 25 minutes):
   throughput   targeted notifications/s with every device receiving: single and batch publishes
   latency      publish → deliver p50/p95/p99, open loop, at half the throughput target (7,500/s)
                and at half the single-publish rate measured in this run, when that is higher
   memory       server RSS per idle authenticated connection, at 15,000 connections
+  connections  side by side: 15,000 idle connections on Herald, bare ws and Socket.IO: RSS and heap
+               per connection, CPU of keep-alives over 30 s; 3 runs each
+  broadcast    side by side: 1,000 / 5,000 / 15,000 clients, 50 notifications of 200 B to all:
+               server CPU per delivery, deliveries/s, time to the last recipient, event-loop lag;
+               3 runs each
+  compression  side by side: broadcast to 5,000 clients with permessage-deflate off, then on
   scale        scale-out, 15 minutes or more: 2 nodes × 3 workers (herald-server start --workers 3) on the
                shared PostgreSQL (a schema of its own, dropped afterwards) and Redis. Throughput and
                latency (at 2,500/s and half the measured rate) through both nodes; 100,000 idle devices
@@ -52,6 +60,8 @@ Options:
                     not figures to publish
   --out NAME        write bench/results/NAME.json instead of latest.json (and leave the charts alone)
   --no-charts       do not rewrite docs/bench-*.svg
+  --report          run nothing: redraw the side-by-side charts and the generated section of
+                    docs/benchmarks.md from bench/results/latest.json
   -h, --help        this text
 
 Progress goes to stderr, the results table to stdout, everything to bench/results/latest.json, whose
@@ -68,10 +78,11 @@ const targets = {
   bytesPerConnection: 10_000,
 };
 
-const scenarios = ['throughput', 'latency', 'memory', 'scale'] as const;
+const scenarios = ['throughput', 'latency', 'memory', 'connections', 'broadcast', 'compression', 'scale'] as const;
 type Scenario = (typeof scenarios)[number];
 /** What `npm run bench` runs without naming scenarios: scale needs PostgreSQL and Redis, and takes longer. */
-const defaultScenarios: Scenario[] = ['throughput', 'latency', 'memory'];
+const defaultScenarios: Scenario[] = scenarios.filter((s) => s !== 'scale');
+const peerScenarios: PeerScenario[] = ['connections', 'broadcast', 'compression'];
 
 interface Settings {
   /** Not counted at the start of each throughput and latency run, ms. */
@@ -115,7 +126,7 @@ const latencyConnections = 64;
 const resultsDir = fileURLToPath(new URL('./results/', import.meta.url));
 const docs = fileURLToPath(new URL('../docs/', import.meta.url));
 
-const names: Record<Target, string> = { herald: 'Herald', baseline: 'bare relay' };
+const names: Record<Target, string> = { ...peerNames, baseline: 'bare relay' };
 
 async function quiet(scenario: string, settings: Settings): Promise<number> {
   return awaitQuiet(settings.quietWaitMs, (busy) => progress(scenario, `waiting for the machine to go quiet (other jobs use ${busy}% of a core)`));
@@ -359,6 +370,7 @@ function report(t: ThroughputSection | undefined, l: LatencySection | undefined,
     out.push(`${out.length > 0 ? '\n' : ''}${scaled.text}`);
     summary.push(...scaled.summary);
   }
+  if (summary.length === 0) return out.join('\n') + '\n';
   out.push(synchronous === 'full' ? '\nTargets' : `\nTargets (NOT APPLICABLE: this run used synchronous=${synchronous}, the targets are for synchronous=full)`);
   out.push(table(['target', 'goal', 'measured', 'verdict'], summary));
   return out.join('\n') + '\n';
@@ -396,6 +408,48 @@ function writeCharts(t: ThroughputSection | undefined, latencySamples: LatencyRe
   return written;
 }
 
+/** What a results file holds, as far as the generated docs need it. */
+interface SavedResults {
+  generatedAt: string;
+  command: string;
+  machine: ReturnType<typeof machine>;
+  code: ReturnType<typeof codeVersion>;
+  peers: PeersSection;
+}
+
+const generatedStart = '<!-- side by side: generated by `npm run bench` from bench/results/latest.json; edits here are overwritten -->';
+const generatedEnd = '<!-- end of the generated side-by-side section -->';
+
+/** Redraws the side-by-side charts and the generated section of docs/benchmarks.md from `results`. */
+function writePeersDocs(results: SavedResults): string[] {
+  const written: string[] = [];
+  for (const [name, svgText] of peersCharts(results.peers)) {
+    writeFileSync(join(docs, name), svgText);
+    written.push(`docs/${name}`);
+  }
+  const m = results.machine;
+  const code = results.code === undefined ? 'unknown commit' : `commit \`${results.code.commit.slice(0, 7)}\`${results.code.uncommittedChanges ? ' with uncommitted changes' : ''}`;
+  const section = [
+    generatedStart,
+    '',
+    `Measured ${results.peers.at.slice(0, 16).replace('T', ' ')} UTC on ${m.cpus} × ${m.cpuModel}, ${m.memoryGiB} GiB, Linux ${m.kernel}, Node ${m.node}, ${code}, by \`${results.command}\`.`,
+    '',
+    ...peersCharts(results.peers).map(([name]) => `![${name.replace(/^bench-|\.svg$/g, '')}](${name})`),
+    '',
+    peersMarkdown(results.peers).trimEnd(),
+    '',
+    generatedEnd,
+  ].join('\n');
+  const file = join(docs, 'benchmarks.md');
+  const doc = readFileSync(file, 'utf8');
+  const start = doc.indexOf(generatedStart);
+  const end = doc.indexOf(generatedEnd);
+  if (start < 0 || end < start) throw new Error('docs/benchmarks.md has no generated side-by-side section to replace');
+  writeFileSync(file, doc.slice(0, start) + section + doc.slice(end + generatedEnd.length));
+  written.push('docs/benchmarks.md');
+  return written;
+}
+
 /** Keeps the sections of scenarios not run this time, so one scenario's rerun does not erase the others. */
 function readPrevious(file: string): Record<string, unknown> {
   try {
@@ -416,6 +470,7 @@ async function main(): Promise<void> {
       profile: { type: 'boolean' },
       quick: { type: 'boolean' },
       'no-charts': { type: 'boolean' },
+      report: { type: 'boolean' },
       out: { type: 'string' },
       synchronous: { type: 'string' },
       'single-connections': { type: 'string' },
@@ -426,6 +481,12 @@ async function main(): Promise<void> {
   });
   if (values.help) {
     process.stdout.write(usage);
+    return;
+  }
+  if (values.report) {
+    const latest = readPrevious(join(resultsDir, 'latest.json')) as Partial<SavedResults>;
+    if (latest.peers === undefined) throw new UsageError('--report: bench/results/latest.json has no side-by-side results yet');
+    progress('bench', `wrote ${writePeersDocs(latest as SavedResults).join(', ')}`);
     return;
   }
   const unknown = positionals.filter((p) => !(scenarios as readonly string[]).includes(p));
@@ -455,13 +516,16 @@ async function main(): Promise<void> {
     ({ section: l, samples } = await latency(settings, baseline, values.profile === true, latencyRates(rate, t)));
   }
   const m = chosen.has('memory') ? await memory(settings, baseline, connections) : undefined;
+  const chosenPeers = new Set(peerScenarios.filter((scenario) => chosen.has(scenario)));
+  const pe = chosenPeers.size > 0 ? await runSideBySide(chosenPeers, values.quick ? quickSideBySide : fullSideBySide, (scenario) => quiet(scenario, settings)) : undefined;
   const sc = chosen.has('scale') ? await scale(values.quick === true, rate, values['scale-connections'], values['scale-workers']) : undefined;
 
   // Smoke tests and profiled runs are not the figures docs/benchmarks.md quotes, so they go to files of their own.
   const resultsName = values.out !== undefined ? `${values.out}.json` : values.quick ? 'quick.json' : values.profile ? 'profile.json' : 'latest.json';
   const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`;
+  const previous = readPrevious(join(resultsDir, resultsName)) as Partial<SavedResults>;
   const results = {
-    ...readPrevious(join(resultsDir, resultsName)),
+    ...previous,
     generatedAt: new Date().toISOString(),
     command,
     quick: values.quick === true,
@@ -473,14 +537,17 @@ async function main(): Promise<void> {
     ...(l ? { latency: l } : {}),
     ...(m ? { memory: m } : {}),
     ...(sc ? { scale: sc } : {}),
+    // A side-by-side scenario run alone replaces only its own part.
+    ...(pe ? { peers: { ...previous.peers, ...pe } } : {}),
   };
   mkdirSync(resultsDir, { recursive: true });
   writeFileSync(join(resultsDir, resultsName), JSON.stringify(results, null, 2) + '\n');
-  const charts = values['no-charts'] || resultsName !== 'latest.json' ? [] : writeCharts(t, samples, m);
+  const charts = values['no-charts'] || resultsName !== 'latest.json' ? [] : [...writeCharts(t, samples, m), ...(pe ? writePeersDocs({ ...results, peers: results.peers ?? pe }) : [])];
   const mach = results.machine;
   const code = results.code === undefined ? '' : `, commit ${results.code.commit.slice(0, 10)}${results.code.uncommittedChanges ? ' + uncommitted changes' : ''}`;
   process.stdout.write(`\nHerald benchmarks: ${mach.cpus} × ${mach.cpuModel}, ${mach.memoryGiB} GiB, Node ${mach.node}${code}; ${command}\n\n`);
   process.stdout.write(report(t, l, m, sc, synchronous));
+  if (pe) process.stdout.write(`\nSide by side\n\n${peersMarkdown(pe)}`);
   progress('bench', `done in ${((performance.now() - started) / 1000).toFixed(0)} s; wrote bench/results/${resultsName}${charts.length > 0 ? `, ${charts.join(', ')}` : ''}`);
 }
 
@@ -504,9 +571,10 @@ function positiveInt(flag: string, text: string): number {
 
 /**
  * Nothing here may run forever: the whole bench stops after this long, and its children with it (they exit when the
- * IPC channel closes; the scale scenario's nodes are killed by pid on exit). Scale connects 100,000 devices: 40 minutes.
+ * IPC channel closes; the scale scenario's nodes are killed by pid on exit). Scale connects 100,000 devices: 40 minutes;
+ * the default run, side-by-side scenarios included, takes about 25.
  */
-const runLimitMs = (process.argv.includes('scale') ? 40 : 15) * 60 * 1000;
+const runLimitMs = (process.argv.includes('scale') ? 40 : 45) * 60 * 1000;
 setTimeout(() => {
   progress('bench', `still running after ${runLimitMs / 60_000} minutes; giving up`);
   process.exit(1);

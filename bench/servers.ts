@@ -8,9 +8,21 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ConfigInput } from '../server/src/index.js';
 import { Child } from './child.js';
-import { connectDevices, signJwt, type Device, type DeviceOptions } from './device.js';
+import { connectClient, type Client, type Protocol } from './clients.js';
+import { connectAll, connectDevices, signJwt, type Device, type DeviceOptions } from './device.js';
 
-export type Target = 'herald' | 'baseline';
+/**
+ * A server the bench runs: Herald; the bare relay (Herald's routes and frames, nothing else), the reference of
+ * the performance issue; and the two peers of the side-by-side comparison in bench/peers/.
+ */
+export type Target = 'herald' | 'baseline' | 'ws' | 'socketio';
+
+/** The protocol a target's devices speak: the bare relay speaks Herald's. */
+export function protocolOf(target: Target): Protocol {
+  return target === 'baseline' ? 'herald' : target;
+}
+
+const peerFiles: Record<'ws' | 'socketio', string> = { ws: './peers/ws-server.ts', socketio: './peers/socketio-server.ts' };
 
 /** What every publishing scenario (throughput, latency) is run with. */
 export interface ScenarioOptions {
@@ -33,6 +45,8 @@ export interface ServerOptions {
   config?: ConfigInput;
   /** Run the server with `--cpu-prof`, writing its profile into this directory when it stops. */
   profileDir?: string;
+  /** permessage-deflate on every message (Herald: threshold 0); off by default, as on every server. */
+  compression?: boolean;
 }
 
 export interface RunningServer {
@@ -67,14 +81,16 @@ function heraldConfig(data: string, adminToken: string, jwtSecret: string, extra
 export async function startServer(target: Target, options: ServerOptions = {}): Promise<RunningServer> {
   const jwtSecret = randomBytes(32).toString('hex');
   const flags = ['--expose-gc', ...(options.profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${options.profileDir}`])];
-  if (target === 'baseline') {
-    const child = Child.start('baseline server', new URL('./baseline-server.ts', import.meta.url), [], flags);
+  if (target !== 'herald') {
+    const file = target === 'baseline' ? './baseline-server.ts' : peerFiles[target];
+    const child = Child.start(`${target} server`, new URL(file, import.meta.url), [JSON.stringify({ compression: options.compression ?? false })], flags);
     const { url } = await child.next('ready', 30_000);
-    return { target, child, url: new URL(url), wsUrl: wsUrlOf(url), publishToken: 'none', jwtSecret, stop: () => child.stop() };
+    return { target, child, url: new URL(url), wsUrl: wsUrlOf(url, target), publishToken: 'none', jwtSecret, stop: () => child.stop() };
   }
   const data = mkdtempSync(join(tmpdir(), 'herald-bench-'));
   const adminToken = randomBytes(32).toString('hex');
-  const config = heraldConfig(data, adminToken, jwtSecret, options.config);
+  const deflate: ConfigInput = options.compression ? { perMessageDeflate: { threshold: 0 } } : {};
+  const config = heraldConfig(data, adminToken, jwtSecret, { ...deflate, ...options.config });
   const child = Child.start('herald server', new URL('./server-process.ts', import.meta.url), [JSON.stringify(config)], flags);
   try {
     const { url } = await child.next('ready', 30_000);
@@ -83,7 +99,7 @@ export async function startServer(target: Target, options: ServerOptions = {}): 
       target,
       child,
       url: new URL(url),
-      wsUrl: wsUrlOf(url),
+      wsUrl: wsUrlOf(url, target),
       publishToken,
       jwtSecret,
       async stop() {
@@ -98,8 +114,8 @@ export async function startServer(target: Target, options: ServerOptions = {}): 
   }
 }
 
-function wsUrlOf(url: string): string {
-  return url.replace(/^http/, 'ws') + '/v1/stream';
+function wsUrlOf(url: string, target: Target): string {
+  return url.replace(/^http/, 'ws') + (target === 'socketio' ? '/socket.io/?EIO=4&transport=websocket' : '/v1/stream');
 }
 
 /** Publishers are backends holding app tokens, so the bench publishes with one too. */
@@ -121,8 +137,11 @@ export function userName(index: number): string {
 
 /** One device per user for `users` users, connected and past `synced`. */
 export function connectUsers(server: RunningServer, users: number, extra: Partial<DeviceOptions> = {}): Promise<Device[]> {
-  return connectDevices(users, 50, (index) => {
-    const user = userName(index);
-    return { url: server.wsUrl, user, token: signJwt(user, server.jwtSecret), ...extra };
-  });
+  return connectDevices(users, 50, (index) => ({ url: server.wsUrl, user: userName(index), token: signJwt(userName(index), server.jwtSecret), ...extra }));
+}
+
+/** As {@link connectUsers}, in the protocol of any target (Herald's devices, or a peer's clients). */
+export function connectClients(server: RunningServer, users: number, extra: Partial<DeviceOptions> = {}): Promise<Client[]> {
+  const protocol = protocolOf(server.target);
+  return connectAll(users, 50, (index) => connectClient(protocol, { url: server.wsUrl, user: userName(index), token: signJwt(userName(index), server.jwtSecret), ...extra }));
 }

@@ -1,0 +1,244 @@
+/**
+ * Herald next to its peers (bench/peers/: a bare `ws` server and Socket.IO), the identical workload from the
+ * same load generator: idle connections, broadcast fan-out, and broadcast with permessage-deflate. Every
+ * figure is the median of several runs with their min–max, and Herald's is also given as a ratio to each
+ * peer's, because this shared 2-core machine moves absolute figures by tens of percent between runs.
+ */
+import { barChart, type Bar } from './chart.js';
+import { runBroadcast, type BroadcastResult, type BroadcastRun } from './broadcast.js';
+import { runMemory, type MemoryResult } from './memory.js';
+import type { Target } from './servers.js';
+import { thousands } from './stats.js';
+
+export const peerTargets = ['herald', 'ws', 'socketio'] as const satisfies readonly Target[];
+export type PeerTarget = (typeof peerTargets)[number];
+export const peerNames: Record<PeerTarget, string> = { herald: 'Herald', ws: 'bare ws', socketio: 'Socket.IO' };
+
+/** The side-by-side targets of the benchmark issue. */
+export const peerTargetsGoals = {
+  /** Herald's server CPU per broadcast delivery is at most 1/1.2 of each peer's. */
+  cpuPerDeliveryRatio: 1.2,
+  /** Server RSS per idle connection, bytes. */
+  bytesPerConnection: 10_000,
+};
+
+export interface SideBySideSettings {
+  /** Idle connections in `connections`. */
+  connections: number;
+  /** Idle window after connecting, in which keep-alive CPU is measured, ms. */
+  idleMs: number;
+  /** Client counts of `broadcast`. */
+  broadcastClients: number[];
+  /** Client count of `compression`. */
+  compressionClients: number;
+  /** Notifications per `compression` run: with deflate on, a delivery costs ten times as much. */
+  compressionMessages: number;
+  /** Notifications per broadcast run, at least. */
+  messages: number;
+  /**
+   * Deliveries per broadcast run, at least: runs with fewer clients send more notifications, so that every run's
+   * CPU time is long against /proc's 10 ms accounting tick.
+   */
+  deliveries: number;
+  /** Runs per server and setting; the report takes the median. */
+  runs: number;
+}
+
+export const fullSideBySide: SideBySideSettings = { connections: 15_000, idleMs: 30_000, broadcastClients: [1_000, 5_000, 15_000], compressionClients: 5_000, compressionMessages: 20, messages: 50, deliveries: 200_000, runs: 3 };
+export const quickSideBySide: SideBySideSettings = { connections: 2_000, idleMs: 5_000, broadcastClients: [1_000], compressionClients: 1_000, compressionMessages: 10, messages: 10, deliveries: 20_000, runs: 3 };
+
+export interface PeersSection {
+  at: string;
+  settings: SideBySideSettings;
+  connections?: MemoryResult[];
+  broadcast?: BroadcastResult[];
+  compression?: BroadcastResult[];
+}
+
+export type PeerScenario = 'connections' | 'broadcast' | 'compression';
+
+/** Runs the chosen scenarios for every server; `quiet` waits for the machine to settle before each step. */
+export async function runSideBySide(chosen: Set<PeerScenario>, settings: SideBySideSettings, quiet: (scenario: string) => Promise<unknown>): Promise<PeersSection> {
+  const section: PeersSection = { at: new Date().toISOString(), settings };
+  if (chosen.has('connections')) {
+    section.connections = [];
+    for (let run = 0; run < settings.runs; run++) {
+      for (const target of peerTargets) {
+        await quiet('connections');
+        section.connections.push(await runMemory({ target, connections: settings.connections, perHolder: 3_750, parallel: 50, idleMs: settings.idleMs }));
+      }
+    }
+  }
+  const broadcasts = async (clients: number, messages: number, compression: boolean, into: BroadcastResult[]) => {
+    for (const target of peerTargets) {
+      await quiet(compression ? 'compression' : 'broadcast');
+      into.push(await runBroadcast({ target, clients, messages, runs: settings.runs, inflight: 4, compression, perHolder: 5_000, parallel: 50 }));
+    }
+  };
+  if (chosen.has('broadcast')) {
+    section.broadcast = [];
+    for (const clients of settings.broadcastClients) await broadcasts(clients, Math.max(settings.messages, Math.ceil(settings.deliveries / clients)), false, section.broadcast);
+  }
+  if (chosen.has('compression')) {
+    section.compression = [];
+    for (const compression of [false, true]) await broadcasts(settings.compressionClients, settings.compressionMessages, compression, section.compression);
+  }
+  return section;
+}
+
+/** Median of `values` with their min and max. */
+export interface Spread {
+  median: number;
+  min: number;
+  max: number;
+}
+
+export function spread(values: number[]): Spread {
+  const ascending = [...values].sort((a, b) => a - b);
+  const middle = ascending.length / 2;
+  const median = ascending.length % 2 === 1 ? (ascending[Math.floor(middle)] ?? Number.NaN) : ((ascending[middle - 1] ?? Number.NaN) + (ascending[middle] ?? Number.NaN)) / 2;
+  return { median, min: ascending[0] ?? Number.NaN, max: ascending[ascending.length - 1] ?? Number.NaN };
+}
+
+function show(s: Spread, digits = 0, unit = ''): string {
+  const f = (v: number) => (digits === 0 ? thousands(v) : v.toFixed(digits));
+  return s.min === s.max ? `${f(s.median)}${unit}` : `${f(s.median)}${unit} (${f(s.min)}–${f(s.max)})`;
+}
+
+/** `a / b` for figures where less is better, as "1.35× less" or "1.2× more". */
+function ratio(herald: number, peer: number): string {
+  if (!(herald > 0) || !(peer > 0)) return '-';
+  return herald <= peer ? `${(peer / herald).toFixed(2)}× less` : `${(herald / peer).toFixed(2)}× more`;
+}
+
+function table(headers: string[], rows: string[][]): string {
+  return [`| ${headers.join(' | ')} |`, `|${headers.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+}
+
+const of = (runs: BroadcastRun[], pick: (r: BroadcastRun) => number) => spread(runs.map(pick));
+
+interface ConnectionsRow {
+  target: PeerTarget;
+  rss: Spread;
+  heap: Spread;
+  idleCpu: Spread;
+  handshakes: Spread;
+}
+
+function connectionRows(results: MemoryResult[]): ConnectionsRow[] {
+  return peerTargets.flatMap((target) => {
+    const runs = results.filter((r) => r.target === target);
+    if (runs.length === 0) return [];
+    // Keep-alive CPU per 10,000 idle connections, ms per second of server CPU over the empty server's.
+    const idleCpu = runs.map((r) => (r.idle ? ((r.idle.idleCpuMsPerSecond - r.idle.emptyCpuMsPerSecond) * 10_000) / r.synced : Number.NaN));
+    return [{ target, rss: spread(runs.map((r) => r.rssPerConnection)), heap: spread(runs.map((r) => r.heapPerConnection)), idleCpu: spread(idleCpu), handshakes: spread(runs.map((r) => r.handshakesPerSecond)) }];
+  });
+}
+
+function broadcastGroups(results: BroadcastResult[]): { clients: number; compression: boolean; rows: BroadcastResult[] }[] {
+  const keys = [...new Set(results.map((r) => `${r.clients}:${r.compression}`))];
+  return keys.map((key) => {
+    const rows = results.filter((r) => `${r.clients}:${r.compression}` === key);
+    return { clients: rows[0]?.clients ?? 0, compression: rows[0]?.compression ?? false, rows };
+  });
+}
+
+const cpuOf = (r: BroadcastResult | undefined) => (r ? of(r.runs, (run) => run.serverCpuUsPerDelivery).median : Number.NaN);
+
+/** Markdown for docs/benchmarks.md: the tables, each figure a median with min–max, and the targets. */
+export function peersMarkdown(section: PeersSection): string {
+  const out: string[] = [];
+  const goals: string[][] = [];
+  const settings = section.settings;
+  if (section.connections) {
+    const rows = connectionRows(section.connections);
+    out.push(`### Idle connections (${thousands(settings.connections)} per server, ${settings.runs} runs each)`);
+    out.push('');
+    out.push(
+      table(
+        ['server', 'RSS per connection', 'V8 heap per connection', 'keep-alive CPU, ms/s per 10,000 connections', 'handshakes/s'],
+        rows.map((r) => [peerNames[r.target], show(r.rss, 0, ' B'), show(r.heap, 0, ' B'), show(r.idleCpu, 1), show(r.handshakes)]),
+      ),
+    );
+    const herald = rows.find((r) => r.target === 'herald');
+    if (herald) goals.push(['`connections`: RSS per idle connection', `≤ ${thousands(peerTargetsGoals.bytesPerConnection)} B`, show(herald.rss, 0, ' B'), herald.rss.median <= peerTargetsGoals.bytesPerConnection ? 'met' : 'missed']);
+  }
+  for (const [name, results] of [['broadcast', section.broadcast], ['compression', section.compression]] as const) {
+    if (!results) continue;
+    for (const group of broadcastGroups(results)) {
+      out.push('');
+      const messages = group.rows[0]?.messages ?? 0;
+      out.push(`### ${name === 'broadcast' ? 'Broadcast' : `Broadcast with permessage-deflate ${group.compression ? 'on' : 'off'}`}: ${thousands(group.clients)} clients × ${messages} notifications of 200 B (${settings.runs} runs each)`);
+      out.push('');
+      const herald = cpuOf(group.rows.find((r) => r.target === 'herald'));
+      out.push(
+        table(
+          ['server', 'server CPU per delivery', 'Herald uses', 'of it, main thread', 'deliveries/s', 'last recipient p50', 'last recipient p99', 'event-loop lag p99', 'bytes read per delivery', 'RSS per connection', 'lost'],
+          group.rows.map((r) => [
+            peerNames[r.target as PeerTarget],
+            show(of(r.runs, (run) => run.serverCpuUsPerDelivery), 2, ' µs'),
+            r.target === 'herald' ? '-' : ratio(herald, cpuOf(r)),
+            show(of(r.runs, (run) => run.mainThreadCpuUsPerDelivery), 2, ' µs'),
+            show(of(r.runs, (run) => run.deliveriesPerSecond)),
+            show(of(r.runs, (run) => run.timeToLast.p50), 0, ' ms'),
+            show(of(r.runs, (run) => run.timeToLast.p99), 0, ' ms'),
+            show(of(r.runs, (run) => run.lagP99Ms), 0, ' ms'),
+            show(of(r.runs, (run) => run.bytesPerDelivery), 0, ' B'),
+            `${thousands(r.rssPerConnection)} B`,
+            thousands(r.runs.reduce((sum, run) => sum + run.expected - run.deliveries, 0)),
+          ]),
+        ),
+      );
+      if (name !== 'broadcast') continue;
+      for (const peer of ['ws', 'socketio'] as const) {
+        const peerCpu = cpuOf(group.rows.find((r) => r.target === peer));
+        goals.push([
+          `\`broadcast\` ${thousands(group.clients)}: CPU per delivery, ${peerNames[peer]} ÷ Herald`,
+          `≥ ${peerTargetsGoals.cpuPerDeliveryRatio}`,
+          Number.isFinite(peerCpu / herald) ? (peerCpu / herald).toFixed(2) : '-',
+          peerCpu / herald >= peerTargetsGoals.cpuPerDeliveryRatio ? 'met' : 'missed',
+        ]);
+      }
+    }
+  }
+  if (goals.length > 0) {
+    out.push('');
+    out.push('### Targets');
+    out.push('');
+    out.push(table(['target', 'goal', 'measured (median)', 'verdict'], goals));
+  }
+  return out.join('\n') + '\n';
+}
+
+/** The side-by-side charts, drawn from the results: `[file name, SVG]`. */
+export function peersCharts(section: PeersSection): [string, string][] {
+  const charts: [string, string][] = [];
+  const color = (target: string) => peerTargets.indexOf(target as PeerTarget);
+  if (section.broadcast) {
+    const groups = broadcastGroups(section.broadcast);
+    const cpu: Bar[] = groups.flatMap((g) =>
+      g.rows.map((r) => {
+        const s = of(r.runs, (run) => run.serverCpuUsPerDelivery);
+        return { label: `${peerNames[r.target as PeerTarget]}, ${thousands(g.clients)} clients`, value: s.median, text: `${s.median.toFixed(2)} µs (${s.min.toFixed(2)}–${s.max.toFixed(2)})`, color: color(r.target) };
+      }),
+    );
+    charts.push(['bench-peers-cpu.svg', barChart('Server CPU per broadcast delivery (median of runs; less is better)', 'µs of server CPU per delivery', cpu, undefined)]);
+    const rate: Bar[] = groups.flatMap((g) =>
+      g.rows.map((r) => {
+        const s = of(r.runs, (run) => run.deliveriesPerSecond);
+        return { label: `${peerNames[r.target as PeerTarget]}, ${thousands(g.clients)} clients`, value: s.median, text: `${thousands(s.median)}/s`, color: color(r.target) };
+      }),
+    );
+    charts.push(['bench-peers-deliveries.svg', barChart('Broadcast deliveries per second (median of runs)', 'deliveries/s', rate, undefined)]);
+  }
+  if (section.connections) {
+    const bars: Bar[] = connectionRows(section.connections).map((r) => ({
+      label: peerNames[r.target],
+      value: r.rss.median / 1000,
+      text: `${(r.rss.median / 1000).toFixed(1)} KB (${(r.rss.min / 1000).toFixed(1)}–${(r.rss.max / 1000).toFixed(1)})`,
+      color: color(r.target),
+    }));
+    charts.push(['bench-peers-memory.svg', barChart(`Server RSS per idle connection, ${thousands(section.settings.connections)} connections`, 'KB per connection', bars, { value: peerTargetsGoals.bytesPerConnection / 1000, label: 'target 10 KB' })]);
+  }
+  return charts;
+}
