@@ -275,6 +275,9 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
   const insertItem = db.prepare<[number, number, number, string | null, string | null, number | null]>(
     'INSERT INTO inbox (user_id, seq, nid, topic, key, expires_at) VALUES (?, ?, ?, ?, ?, ?)',
   );
+  // A publish to `all` without a key, set-based: every head moves up one, then every user gets a row at its new head.
+  const bumpAllHeads = db.prepare<[], [number, number]>('UPDATE users SET head = head + 1 RETURNING id, head').raw();
+  const insertItemsForAll = db.prepare<[number, number | null]>('INSERT INTO inbox (user_id, seq, nid, topic, key, expires_at) SELECT id, head, ?, NULL, NULL, ? FROM users');
   const deleteByKey = db.prepare<[number, string], number>('DELETE FROM inbox WHERE user_id = ? AND key = ? RETURNING nid').pluck();
   const deleteOne = db.prepare<[number, number], number>('DELETE FROM inbox WHERE user_id = ? AND seq = ? RETURNING nid').pluck();
   const deleteItemsOf = db.prepare<[number], { user_id: number; seq: number }>('DELETE FROM inbox WHERE nid = ? RETURNING user_id, seq');
@@ -368,8 +371,16 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
     return nid;
   }
 
-  /** Writes one inbox row per recipient, replacing each one's earlier row with the same key. */
-  function fanOut(nid: number, n: StoredNotification, recipients: Recipients, orphans: Set<number>): Delivery[] {
+  /**
+   * Writes one inbox row per recipient, replacing each one's earlier row with the same key. `all` says the recipients
+   * are every user, which two statements cover when there is no key to replace.
+   */
+  function fanOut(nid: number, n: StoredNotification, recipients: Recipients, orphans: Set<number>, all: boolean): Delivery[] {
+    if (all && n.key === null) {
+      const deliveries = bumpAllHeads.all().map(([user, seq]): Delivery => ({ user, seq, topic: null }));
+      insertItemsForAll.run(nid, n.expiresAt);
+      return deliveries;
+    }
     const deliveries: Delivery[] = [];
     for (const [user, topic] of recipients) {
       if (n.key !== null) {
@@ -421,7 +432,7 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
     const scheduledFor = scheduledTime(request, now);
     let deliveries: Delivery[] = [];
     if (scheduledFor === undefined) {
-      deliveries = fanOut(insertStored(notification, null, null), notification, recipients, orphans);
+      deliveries = fanOut(insertStored(notification, null, null), notification, recipients, orphans, request.to.all === true);
     } else {
       insertStored(notification, scheduledFor, request.to);
     }
@@ -526,8 +537,9 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
       clearSchedule.run(row.nid);
       const notification = toNotification(row);
       // Users are never deleted, so every name resolves as it did at publish time.
-      const { recipients } = resolveTarget(row.target === null ? {} : (JSON.parse(row.target) as Target));
-      const deliveries = fanOut(row.nid, notification, recipients, orphans);
+      const target = row.target === null ? {} : (JSON.parse(row.target) as Target);
+      const { recipients } = resolveTarget(target);
+      const deliveries = fanOut(row.nid, notification, recipients, orphans, target.all === true);
       fanouts.push({ ok: true, id: notification.id, recipients: deliveries.length, duplicate: false, notification, deliveries });
     }
     dropOrphans(orphans);
