@@ -8,7 +8,7 @@
 import ReconnectingWebSocket from 'reconnecting-websocket';
 import { WebSocket } from 'ws';
 import { StreamClient, type ConnectionState, type Delivery, type Notification, type ReadChange, type Synced, type Welcome } from '@herald/protocol';
-import { backoffDefaults, backoffDelay, checkBackoff, type BackoffOptions } from '@herald/protocol';
+import { backoffDefaults, backoffDelay, checkBackoff, retryAfterMs, type BackoffOptions } from '@herald/protocol';
 import type { Cursor } from './cursor.js';
 
 export type { Delivery, ReadChange, Synced, Welcome } from '@herald/protocol';
@@ -74,6 +74,8 @@ export interface ConnectionOptions {
   closeTimeoutMs?: number;
   /** Largest frame accepted from the server, bytes. Default 1 MiB (a maximal notification is under 64 KiB). */
   maxPayload?: number;
+  /** Local address to connect from (one of several interfaces or loopback addresses). Default: the OS picks. */
+  localAddress?: string;
   /** Timer functions. Default: Node's. */
   timers?: Timers;
   /** Receives what cannot be thrown to anyone: listener exceptions, cursor write failures, unreadable frames. Default `console.error`. */
@@ -92,6 +94,11 @@ export interface Disconnect {
   code: number;
   reason: string;
   cause: DisconnectCause;
+  /**
+   * The HTTP status when the server answered the upgrade with an error instead of a socket: 503 `overloaded`
+   * (admission control) or 429 `rate_limited`. The retry then waits at least its `Retry-After`.
+   */
+  status?: number;
   /** False after a 4500+ close: the state is `signed-out` and nothing is retried. */
   willRetry: boolean;
 }
@@ -142,6 +149,7 @@ interface Settings {
   connectTimeoutMs: number;
   closeTimeoutMs: number;
   maxPayload: number;
+  localAddress: string | undefined;
   timers: Timers;
   report: (error: unknown) => void;
 }
@@ -182,6 +190,7 @@ function resolveOptions(options: ConnectionOptions): Settings {
     connectTimeoutMs: options.connectTimeoutMs ?? defaults.connectTimeoutMs,
     closeTimeoutMs: options.closeTimeoutMs ?? defaults.closeTimeoutMs,
     maxPayload: options.maxPayload ?? defaults.maxPayload,
+    localAddress: options.localAddress,
     timers: options.timers ?? nodeTimers,
     report:
       options.report ??
@@ -237,6 +246,8 @@ export function createConnection(options: ConnectionOptions): Connection {
   /** The next attempt skips its backoff (resume, online). */
   let skipWait = false;
   let backoffWait: { timer: unknown; resolve: () => void } | undefined;
+  /** The `Retry-After` of the last refused upgrade, ms: the least the next backoff waits. */
+  let serverWait: number | undefined;
 
   const client = new StreamClient(
     { cursor: cursor.get(), initialReplay: settings.initialReplay, heartbeatMs: settings.heartbeatMs, deadLinkGraceMs: settings.deadLinkGraceMs },
@@ -272,13 +283,27 @@ export function createConnection(options: ConnectionOptions): Connection {
     /** Set before this side cuts the socket, so its close is reported with the reason. */
     cause: DisconnectCause | undefined;
     failed = false;
+    /** The HTTP status of a refused upgrade. */
+    status: number | undefined;
 
     constructor(address: string) {
-      super(address, { headers: { authorization: `Bearer ${settings.token}` }, maxPayload: settings.maxPayload, followRedirects: false });
+      super(address, {
+        headers: { authorization: `Bearer ${settings.token}` },
+        maxPayload: settings.maxPayload,
+        followRedirects: false,
+        ...(settings.localAddress === undefined ? {} : { localAddress: settings.localAddress }),
+      });
       // reconnecting-websocket detaches its listeners before closing a socket, and `ws` throws an 'error' that
       // nobody listens to (for example when a connect attempt is aborted); this listener is always there.
       this.on('error', () => {
         this.failed = true;
+      });
+      // An answer other than 101 (503 `overloaded` from admission control, 429): keep its Retry-After, then fail
+      // the attempt as `ws` would without this listener (an error, then close 1006).
+      this.on('unexpected-response', (_request, response) => {
+        this.status = response.statusCode;
+        if (this === socket) serverWait = retryAfterMs(response.headers['retry-after']);
+        this.terminate();
       });
       adopt(this);
     }
@@ -326,8 +351,10 @@ export function createConnection(options: ConnectionOptions): Connection {
   async function nextUrl(): Promise<string> {
     try {
       const immediate = firstAttempt || skipWait || stopped || signedOut;
+      const floor = serverWait;
       firstAttempt = false;
       skipWait = false;
+      serverWait = undefined;
       if (immediate) return settings.streamUrl;
       const attempt = client.nextAttempt();
       let ms = settings.backoff.capMs;
@@ -338,6 +365,9 @@ export function createConnection(options: ConnectionOptions): Connection {
           report(error);
         }
       }
+      // Retry-After is a floor under the jitter. Devices that drew less retry that long after their own refusal,
+      // and refusals are as spread out as the attempts were, so they do not come back in one wave.
+      if (floor !== undefined) ms = Math.max(ms, Math.min(floor, settings.backoff.capMs));
       await new Promise<void>((resolve) => {
         backoffWait = { timer: timers.setTimeout(endBackoffWait, ms), resolve };
       });
@@ -364,7 +394,7 @@ export function createConnection(options: ConnectionOptions): Connection {
       rws?.close();
       setState('signed-out');
     }
-    emit('disconnect', { code: effective, reason, cause, willRetry });
+    emit('disconnect', { code: effective, reason, cause, ...(closed?.status === undefined ? {} : { status: closed.status }), willRetry });
   }
 
   /** Cuts the current socket (or the backoff wait) so that the next attempt starts at once. */

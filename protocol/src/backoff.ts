@@ -37,3 +37,14 @@ export function backoffDelay(attempt: number, options: BackoffOptions = backoffD
   if (!(r >= 0 && r < 1)) throw new RangeError(`random() must return a number in [0, 1), not ${r}`);
   return r * backoffWindow(attempt, options);
 }
+
+/**
+ * The wait a server asked for in a `Retry-After` header (RFC 9110 §10.2.3: delay-seconds or an HTTP date), ms;
+ * undefined when the header is absent or unreadable. `now` is epoch ms, for the date form.
+ */
+export function retryAfterMs(value: string | undefined, now: number = Date.now()): number | undefined {
+  const text = value?.trim() ?? '';
+  if (/^\d+$/.test(text)) return Number(text) * 1000;
+  const at = /[a-z]/i.test(text) ? Date.parse(text) : Number.NaN;
+  return Number.isFinite(at) ? Math.max(0, at - now) : undefined;
+}

@@ -59,6 +59,8 @@ export const ErrorCodes = {
   unavailable: 503,
   /** The store (PostgreSQL) cannot be reached; nothing was written. Comes with Retry-After; on the stream, before close 1013. */
   store_unavailable: 503,
+  /** A `/v1/stream` upgrade refused by the server's admission control (too many handshakes at once). Comes with Retry-After; reconnect with backoff. */
+  overloaded: 503,
   // WebSocket-only codes, sent in `error` frames.
   invalid_frame: 400,
   not_authenticated: 401,

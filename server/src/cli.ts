@@ -140,6 +140,7 @@ function createProgram(io: CliIo, state: { exitCode: number }): Command {
     .option('--tls-key <file>', 'PEM private key (needs --tls-cert)')
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (default: info)')
     .option('--workers <n>', 'worker processes sharing the port, each on its own core; auto: one per core (default: 1)')
+    .option('--admission <on|off>', 'server-wide admission control of stream upgrades, 503 overloaded beyond it (default: on; tune with HERALD_ADMISSION_*)')
     .addHelpText(
       'after',
       `

@@ -82,11 +82,21 @@ export function loadConfigWithSource(options: LoadConfigOptions): LoadedConfig {
     for (const [key, value] of Object.entries(values)) mergeAt(raw, [key], value, `in ${file.path}`, sources);
   }
 
+  /** Switches the environment turned off, by key, with the variable that did it. */
+  const switchedOff = new Map<string, string>();
   for (const variable of environmentVariables) {
     const text = options.env[variable.name];
     if (text === undefined || text === '') continue;
     const value = coerce(text, variable.kind, variable.name, variable.secret, problems);
-    if (value !== undefined) mergeAt(raw, variable.path, value, `from ${variable.name}`, sources);
+    if (value === undefined) continue;
+    const [key = ''] = variable.path;
+    if (value === false && variable.kind.type === 'switch') switchedOff.set(key, variable.name);
+    const off = variable.path.length > 1 ? switchedOff.get(key) : undefined;
+    if (off !== undefined) {
+      problems.push(`${variable.name}: ${off} turns ${key} off; unset one of them`);
+      continue;
+    }
+    mergeAt(raw, variable.path, value, `from ${variable.name}`, sources);
   }
 
   for (const [key, given] of Object.entries(options.flags)) {
@@ -202,19 +212,25 @@ function isSecret(key: string, kind: ValueKind): boolean {
   return kind.type === 'string' && (/secret|token|password/i.test(key) || /^(store|redis|amqp)Url$/.test(key));
 }
 
-/** Top-level scalars get `HERALD_<KEY>`; scalar members of nested objects get `HERALD_<PARENT>_<KEY>`. */
+/**
+ * Top-level scalars get `HERALD_<KEY>`; scalar members of nested objects get `HERALD_<PARENT>_<KEY>`. A switch
+ * (`false` or an object) gets both: `HERALD_ADMISSION=off`, and `HERALD_ADMISSION_BURST` for a member.
+ */
 const environmentVariables: readonly EnvVariable[] = [...fieldsByKey].flatMap(([key, field]): EnvVariable[] => {
   const prefix = `HERALD_${envPrefixOverrides[key] ?? snake(key)}`;
   const kind = kindOf(field);
-  if (kind !== undefined) return [{ name: prefix, path: [key], kind, secret: isSecret(key, kind) }];
+  const own: EnvVariable[] = kind === undefined ? [] : [{ name: prefix, path: [key], kind, secret: isSecret(key, kind) }];
+  if (kind !== undefined && kind.type !== 'switch') return own;
   const object = objectOf(field);
-  if (object === undefined) return [];
+  if (object === undefined) return own;
   const shape: Record<string, Schema> = object.shape;
-  return Object.entries(shape).flatMap(([member, memberSchema]): EnvVariable[] => {
-    const memberKind = kindOf(memberSchema);
-    if (memberKind === undefined) return [];
-    return [{ name: `${prefix}_${snake(member)}`, path: [key, member], kind: memberKind, secret: isSecret(member, memberKind) }];
-  });
+  return own.concat(
+    Object.entries(shape).flatMap(([member, memberSchema]): EnvVariable[] => {
+      const memberKind = kindOf(memberSchema);
+      if (memberKind === undefined) return [];
+      return [{ name: `${prefix}_${snake(member)}`, path: [key, member], kind: memberKind, secret: isSecret(member, memberKind) }];
+    }),
+  );
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -104,6 +104,25 @@ export const configSchema = z
     sweepIntervalMs: z.int().min(10).default(defaults.sweepIntervalMs),
     scheduleIntervalMs: z.int().min(10).default(defaults.scheduleIntervalMs),
     deviceTokenTtl: z.int().min(0).default(defaults.deviceTokenTtl),
+    /**
+     * Server-wide admission control of `/v1/stream` upgrades, over all client addresses together: a token bucket
+     * (`perSecond`, `burst`) and a cap on handshakes in flight (`maxPending`). Beyond them an upgrade gets
+     * 503 `overloaded` with Retry-After. `false` turns it off; 0 turns off `perSecond` or `maxPending` alone.
+     * Separate from `rateLimits`, which are per address and may be off while this stays on.
+     */
+    admission: z
+      .union([
+        z.literal(false),
+        z.object({
+          /** Sustained upgrades admitted per second, all addresses together; 0: no rate limit. Default 2,000. */
+          perSecond: z.number().min(0).default(defaults.admission.perSecond),
+          /** Upgrades admitted at once when the bucket is full. Default 1,000. */
+          burst: z.int().min(1).default(defaults.admission.burst),
+          /** Handshakes in flight (upgrade → `synced` or close) at most; 0: no cap. Default 500. */
+          maxPending: z.int().min(0).default(defaults.admission.maxPending),
+        }),
+      ])
+      .default({ ...defaults.admission }),
     /** Per-IP and per-token limits. `false` turns them all off (benchmarks, trusted networks). */
     rateLimits: z
       .union([

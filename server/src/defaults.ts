@@ -57,6 +57,18 @@ export const defaults = {
   /** Milliseconds between checks for due scheduled (`deliverAt`) notifications. */
   scheduleIntervalMs: 1_000,
 
+  /**
+   * Server-wide admission of WebSocket upgrades, all addresses together (503 `overloaded` beyond it). A handshake
+   * costs about 0.5 ms of CPU on the embedded default (JWT or token check, a store read, the replay), so 2,000/s
+   * is about one core; a burst of 1,000 and at most 500 handshakes in flight keep the event-loop lag of a
+   * reconnect storm to a few hundred ms on a 2-core machine. Units: handshakes per second, handshakes, handshakes
+   * in flight (upgrade → `synced` or close). The storm bench (bench/storm.ts) measured about 1 ms of server CPU per
+   * returning device over all threads, its replay and one publish included. `perSecond: 0` or `maxPending: 0`
+   * turns that part off.
+   */
+  admission: { perSecond: 2_000, burst: 1_000, maxPending: 500 },
+  /** Seconds a client refused for too many handshakes in flight is asked to wait (Retry-After). */
+  admissionRetryAfter: 1,
   /** Per-IP WebSocket connects: sustained per second, and burst. */
   connectRate: { perSecond: 50, burst: 200 },
   /** Per-IP failed authentications: sustained per second, and burst. Slows token guessing. */

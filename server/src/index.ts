@@ -4,6 +4,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
+import { createAdmission } from './admission.js';
 import { registerAdmin } from './admin.js';
 import { startAmqpConsumer } from './amqp.js';
 import { AuthService, generateToken, hashToken } from './auth.js';
@@ -141,7 +142,7 @@ export async function createServer(config: Config, overrides: Partial<ServerDeps
   registerLogin(router, { config, store, limit: limits?.login, now });
   registerWeb(router, { config });
 
-  const stream = createStream({ config, store, broker, auth, hub, metrics, logger, limits, now });
+  const stream = createStream({ config, store, broker, auth, hub, metrics, logger, limits, admission: createAdmission(config, now), now });
   const scheduler = startScheduler({ config, store, fanout, logger, now });
   await scheduler.releaseNow();
   // RabbitMQ ingest, through the same store and fan-out as POST /v1/notifications.

@@ -6,6 +6,8 @@ import type { PoolStats } from './store/store.js';
 export interface MetricSources {
   broker?: () => BrokerStats | undefined;
   pool?: () => PoolStats | undefined;
+  /** WebSocket handshakes in flight under admission control (admission.ts). */
+  handshakes?: () => number | undefined;
 }
 
 /** Prometheus metrics, on a registry of their own so several servers can live in one process (tests). */
@@ -47,9 +49,27 @@ export function createMetrics() {
       for (const state of ['total', 'idle', 'waiting'] as const) this.set({ state }, stats[state]);
     },
   });
+  new Gauge({
+    name: 'herald_handshakes_pending',
+    help: 'WebSocket handshakes in flight under admission control: admitted, not yet synced or closed',
+    registers: [registry],
+    collect() {
+      const pending = sources.handshakes?.();
+      if (pending !== undefined) this.set(pending);
+    },
+  });
+  const refused = new Counter({
+    name: 'herald_connections_refused_total',
+    help: 'WebSocket upgrades refused to protect the server: per-address rate limits (rate_limited), server-wide admission control (overloaded)',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
+  // Both series exist from the start, so rate() and alerts see a 0 rather than nothing.
+  for (const reason of ['rate_limited', 'overloaded'] as const) refused.inc({ reason }, 0);
   return {
     registry,
     sources,
+    refused,
     connections: new Gauge({ name: 'herald_connections', help: 'Open authenticated WebSocket connections', registers: [registry] }),
     publishes: new Counter({
       name: 'herald_publishes_total',

@@ -4,6 +4,7 @@ import { once } from 'node:events';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import type { Logger } from 'pino';
 import { CloseCode, ParseError, clientFrame, parseJson, type ClientFrame, type ErrorCode, type ServerFrame } from '@herald/protocol';
+import type { Admission } from './admission.js';
 import type { AuthService, Principal } from './auth.js';
 import { bearerToken } from './auth.js';
 import type { Broker, UserMessage } from './broker/broker.js';
@@ -27,6 +28,8 @@ export interface StreamDeps {
   metrics: Metrics;
   logger: Logger;
   limits: { connect: RateLimiter; authFailure: RateLimiter } | undefined;
+  /** Server-wide admission control of upgrades; undefined when off. */
+  admission: Admission | undefined;
   now: () => number;
 }
 
@@ -70,6 +73,8 @@ class Session implements Peer {
   #replays: Promise<void> = Promise.resolve();
   lastSentAt: number;
   alive = true;
+  /** Ends this handshake's admission (admission.ts): once synced, once waiting for the client to speak, or on close. */
+  settle: (() => void) | undefined;
 
   constructor(
     readonly ws: WebSocket,
@@ -98,6 +103,8 @@ class Session implements Peer {
       const principal = await this.#verify(token);
       if (!principal || !(await this.#attach(principal))) return;
       this.#state = 'waiting';
+      // The costly part is done; what is left waits for the client.
+      this.#settled();
       this.#timer = setTimeout(() => void this.#begin(undefined), this.deps.config.liveOnlyAfterMs);
     });
   }
@@ -328,6 +335,7 @@ class Session implements Peer {
 
   #goLive(): void {
     this.#state = 'live';
+    this.#settled();
     const held = this.#held ?? [];
     this.#held = null;
     for (const message of held) this.#sendLive(message, message.frame);
@@ -421,8 +429,15 @@ class Session implements Peer {
     this.close(closeCode, code);
   }
 
+  #settled(): void {
+    const settle = this.settle;
+    this.settle = undefined;
+    settle?.();
+  }
+
   #shutdown(): void {
     this.#state = 'closed';
+    this.#settled();
     clearTimeout(this.#timer);
     this.#clearAhead();
     this.#outbox = [];
@@ -482,7 +497,8 @@ export interface Stream {
 
 /** The `/v1/stream` endpoint: upgrade checks, sessions, pings and heartbeats. */
 export function createStream(deps: StreamDeps): Stream {
-  const { config, logger, limits, metrics } = deps;
+  const { config, logger, limits, admission, metrics } = deps;
+  metrics.sources.handshakes = admission && (() => admission.pending);
   const wss = new WebSocketServer({
     noServer: true,
     maxPayload: config.maxPayload,
@@ -539,15 +555,28 @@ export function createStream(deps: StreamDeps): Stream {
     }
     const wait = limits ? limits.connect.take(ip) || limits.authFailure.wait(ip) : 0;
     if (wait > 0) {
+      metrics.refused.inc({ reason: 'rate_limited' });
       reject(429, 'rate_limited', 'too many connection attempts', { 'retry-after': String(Math.ceil(wait / 1000)) });
       return;
     }
+    // After the per-address limits, so one noisy address spends its own bucket and not everyone's. Before any
+    // token is read: the refusal is the same for every client and says nothing about its credentials.
+    const ticket = admission?.admit();
+    if (ticket !== undefined && 'retryAfter' in ticket) {
+      metrics.refused.inc({ reason: 'overloaded' });
+      logger.debug({ ip, limit: ticket.limit }, 'stream refused: overloaded');
+      reject(503, 'overloaded', 'the server is admitting too many connections at once; retry with backoff', { 'retry-after': String(ticket.retryAfter) });
+      return;
+    }
+    // Released by the session (synced, or waiting for the client), or here when the handshake fails or the socket closes.
+    if (ticket) socket.once('close', ticket.release);
     let token = bearerToken(req);
     if (token === undefined && config.allowQueryToken) {
       token = queryToken(req.url ?? '');
     }
     wss.handleUpgrade(req, socket, head, (ws) => {
       const session = new Session(ws, socket, ip, deps);
+      session.settle = ticket?.release;
       sessions.add(session);
       ws.on('close', () => sessions.delete(session));
       logger.debug({ ip, url: redactUrl(req.url ?? '') }, 'stream connected');
