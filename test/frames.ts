@@ -18,4 +18,4 @@ export const note = (seq: number, id = `n${seq}`): ServerFrame => ({
   read: false,
 });
 
-export const synced = (head: number, replayed = 0, gap = false): ServerFrame => ({ type: 'synced', head, replayed, gap });
+export const synced = (head: number, replayed = 0, gap = false, liveOnly?: true): ServerFrame => ({ type: 'synced', head, replayed, gap, ...(liveOnly ? { liveOnly } : {}) });

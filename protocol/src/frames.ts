@@ -34,7 +34,17 @@ export const serverFrame = z.discriminatedUnion('type', [
     heartbeat: z.int().min(1),
   }),
   notification.extend({ type: z.literal('notification') }),
-  z.object({ type: z.literal('synced'), head: seq, replayed: z.int().min(0), gap: z.boolean() }),
+  z.object({
+    type: z.literal('synced'),
+    head: seq,
+    replayed: z.int().min(0),
+    gap: z.boolean(),
+    /**
+     * Set on the `synced` of a session the server started live-only, because a header-authenticated client sent no
+     * `hello` within 2 s. It answers no `hello`: a client whose `hello` is still on its way waits for that one's.
+     */
+    liveOnly: z.literal(true).optional(),
+  }),
   z.object({
     type: z.literal('read'),
     seqs: z.array(z.int()).optional(),

@@ -29,6 +29,8 @@ export interface Synced {
   replayed: number;
   /** Some missed notifications expired past retention. */
   gap: boolean;
+  /** The server started the session without waiting for this client's `hello` (see the frame). */
+  liveOnly?: true;
 }
 
 export interface ReadChange {
@@ -255,6 +257,13 @@ export class StreamClient {
   }
 
   #synced(synced: Synced): void {
+    if (this.#phase === 'hello' && synced.liveOnly) {
+      // The server gave up waiting for our hello (it arrived after 2 s) and went live from its head; the answer
+      // to the hello, a replay from our cursor, follows. Hold the live frames until then, as in a resync.
+      this.#phase = 'resync';
+      this.#held = new Map();
+      return;
+    }
     if (this.#phase === 'resync') {
       const items = [...this.#held.values()].sort((a, b) => a.seq - b.seq);
       this.#held = new Map();
@@ -296,7 +305,7 @@ export class StreamClient {
         this.#notification(withoutType(frame));
         return;
       case 'synced':
-        this.#synced({ head: frame.head, replayed: frame.replayed, gap: frame.gap });
+        this.#synced({ head: frame.head, replayed: frame.replayed, gap: frame.gap, ...(frame.liveOnly ? { liveOnly: frame.liveOnly } : {}) });
         return;
       case 'read': {
         const change: ReadChange = { unread: frame.unread };

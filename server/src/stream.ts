@@ -71,6 +71,8 @@ class Session implements Peer {
   /** Authentication in flight. */
   #authenticating: Promise<void> | undefined;
   #replays: Promise<void> = Promise.resolve();
+  /** Started live-only: the client's first `hello` may still come, and is then answered with a replay. */
+  #awaitingHello = false;
   lastSentAt: number;
   alive = true;
   /** Ends this handshake's admission (admission.ts): once synced, once waiting for the client to speak, or on close. */
@@ -105,7 +107,7 @@ class Session implements Peer {
       this.#state = 'waiting';
       // The costly part is done; what is left waits for the client.
       this.#settled();
-      this.#timer = setTimeout(() => void this.#begin(undefined), this.deps.config.liveOnlyAfterMs);
+      this.#timer = setTimeout(() => void this.#begin(undefined, true), this.deps.config.liveOnlyAfterMs);
     });
   }
 
@@ -240,12 +242,18 @@ class Session implements Peer {
         await this.#begin(frame.since);
         return;
       }
-      await this.#begin(undefined);
+      await this.#begin(undefined, true);
     }
     switch (frame.type) {
       case 'hello':
-        this.#send({ type: 'error', code: 'invalid_state', message: 'hello was already received; send sync to replay' });
-        return;
+        if (!this.#awaitingHello) {
+          this.#send({ type: 'error', code: 'invalid_state', message: 'hello was already received; send sync to replay' });
+          return;
+        }
+        // The session went live-only before this hello arrived: answer it now, as a sync from its cursor.
+        this.#awaitingHello = false;
+        this.#replays = this.#replays.then(() => this.#replay(frame.since ?? this.#lastSeq)).catch((error: unknown) => this.#replayFailed(error));
+        return this.#replays;
       case 'sync':
         this.#replays = this.#replays.then(() => this.#replay(frame.since)).catch((error: unknown) => this.#replayFailed(error));
         return this.#replays;
@@ -264,15 +272,17 @@ class Session implements Peer {
     }
   }
 
-  async #begin(since: number | undefined): Promise<void> {
+  /** Starts the session: the answer to `hello`, or a live-only start when a header-authenticated client sent none. */
+  async #begin(since: number | undefined, liveOnly = false): Promise<void> {
     if (this.#state !== 'auth' && this.#state !== 'waiting') return;
     const principal = this.#principal;
     if (!principal) return;
     this.#state = 'replaying';
+    this.#awaitingHello = liveOnly;
     this.#send({ type: 'welcome', v: 1, user: principal.user, head: this.#startHead, heartbeat: this.deps.config.heartbeatMs });
     if (since === undefined) {
       this.#lastSeq = this.#startHead;
-      this.#send({ type: 'synced', head: this.#startHead, replayed: 0, gap: false });
+      this.#send({ type: 'synced', head: this.#startHead, replayed: 0, gap: false, ...(liveOnly ? { liveOnly } : {}) });
       this.#goLive();
       return;
     }

@@ -56,6 +56,15 @@ describe('stream client', () => {
       'deliver 4 n4 replayed',
       'deliver 5 n5 replayed',
     ]],
+    ['a hello that reaches the server after its live-only start: holds live frames until the replay answers it', [
+      'open', welcome(3), synced(3, 0, false, true), note(4), note(2), note(3), note(4), synced(4, 3), note(5),
+    ], { cursor: 1 }, [
+      'send {"type":"hello","v":1,"since":1}',
+      'deliver 2 n2 replayed',
+      'deliver 3 n3 replayed',
+      'deliver 4 n4 replayed',
+      'deliver 5 n5',
+    ]],
     ['skips an id it already delivered under another seq', ['open', welcome(3), note(1, 'a'), note(2, 'b'), note(3, 'a'), synced(3, 3), note(4, 'b'), note(5, 'c')], {}, [
       'send {"type":"hello","v":1,"since":0}',
       'deliver 1 a replayed initial',

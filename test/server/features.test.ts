@@ -143,11 +143,29 @@ describe('session', () => {
     // never lost to the session and never sent twice.
     const { head } = await client.next('welcome');
     expect([1, 2]).toContain(head);
-    expect(await client.next('synced')).toEqual({ type: 'synced', head, replayed: 0, gap: false });
+    expect(await client.next('synced')).toEqual({ type: 'synced', head, replayed: 0, gap: false, liveOnly: true });
     await publish(t, { to: { users: ['alice'] }, title: 'after the wait' });
     await client.until((frames) => frames.some((f) => f.type === 'notification' && f.seq === 3));
     const live = client.frames.flatMap((f) => (f.type === 'notification' ? [[f.seq, f.title]] : []));
     expect(live).toEqual([...(head === 1 ? [[2, 'during the wait']] : []), [3, 'after the wait']]);
+  });
+
+  it('answers a hello that arrives after the live-only start with a replay from its since', async () => {
+    await server({ liveOnlyAfterMs: 100 });
+    const { token } = await deviceFor(t, 'alice');
+    for (const title of ['one', 'two', 'three']) await publish(t, { to: { users: ['alice'] }, title });
+    const client = await TestClient.open(t.wsUrl, token);
+    cleanups.unshift(() => client.close());
+    expect(await client.next('synced')).toEqual({ type: 'synced', head: 3, replayed: 0, gap: false, liveOnly: true });
+    await publish(t, { to: { users: ['alice'] }, title: 'four' });
+    await client.until((frames) => frames.some((f) => f.type === 'notification' && f.seq === 4));
+    // The device's hello, held up on its way: it holds seq 1.
+    client.send({ type: 'hello', v: 1, since: 1 });
+    expect(await client.next('synced')).toEqual({ type: 'synced', head: 4, replayed: 3, gap: false });
+    const seqs = client.frames.flatMap((f) => (f.type === 'notification' ? [f.seq] : []));
+    expect(seqs).toEqual([4, 2, 3, 4]);
+    client.send({ type: 'hello', v: 1, since: 4 });
+    expect(await client.next('error')).toMatchObject({ code: 'invalid_state' });
   });
 
   it('answers ping, replays on sync and sends idle heartbeats', async () => {
