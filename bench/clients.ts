@@ -19,6 +19,13 @@ export interface Client {
   notifications: number;
   /** Keep-alive traffic seen: Herald `heartbeat` frames, Socket.IO pings. */
   heartbeats: number;
+  /**
+   * Notification seqs that were not the previous one plus one (loss or duplicates). Herald's devices start from
+   * the `synced` head; the peers send no head, so their clients start from the first seq they get. The peers
+   * number a user's targeted sends and `all` sends apart, so for them the count means something only while a
+   * client gets one kind.
+   */
+  outOfOrder: number;
   /** Unexpected closes and error frames. */
   readonly problems: string[];
   close(): void;
@@ -42,13 +49,13 @@ export function connectClient(protocol: Protocol, options: DeviceOptions): Promi
 }
 
 /** What a peer client makes of one inbound text message. */
-type Received = { kind: 'registered' } | { kind: 'notification'; body: string } | { kind: 'ping'; answer?: string } | { kind: 'refused'; reason: string } | { kind: 'other' };
+type Received = { kind: 'registered' } | { kind: 'notification'; body: string; seq: number } | { kind: 'ping'; answer?: string } | { kind: 'refused'; reason: string } | { kind: 'other' };
 
 /** The bare `ws` peer: `{"type":"synced"}` once registered, then notification frames as Herald's. */
 function wsPeerFrame(text: string): Received {
-  const frame = JSON.parse(text) as { type?: unknown; body?: unknown };
+  const frame = JSON.parse(text) as { type?: unknown; body?: unknown; seq?: unknown };
   if (frame.type === 'synced') return { kind: 'registered' };
-  if (frame.type === 'notification') return { kind: 'notification', body: String(frame.body) };
+  if (frame.type === 'notification') return { kind: 'notification', body: String(frame.body), seq: Number(frame.seq) };
   return { kind: 'other' };
 }
 
@@ -61,8 +68,8 @@ function socketIoPacket(text: string, user: string): Received {
   if (text.startsWith('40')) return { kind: 'registered' };
   if (text === '2') return { kind: 'ping', answer: '3' };
   if (text.startsWith('42')) {
-    const [event, frame] = JSON.parse(text.slice(2)) as [unknown, { body?: unknown } | undefined];
-    return event === 'notification' ? { kind: 'notification', body: String(frame?.body) } : { kind: 'other' };
+    const [event, frame] = JSON.parse(text.slice(2)) as [unknown, { body?: unknown; seq?: unknown } | undefined];
+    return event === 'notification' ? { kind: 'notification', body: String(frame?.body), seq: Number(frame?.seq) } : { kind: 'other' };
   }
   if (text.startsWith('44')) return { kind: 'refused', reason: text.slice(2) };
   return { kind: 'other' };
@@ -71,7 +78,9 @@ function socketIoPacket(text: string, user: string): Received {
 class PeerClient implements Client {
   notifications = 0;
   heartbeats = 0;
+  outOfOrder = 0;
   readonly problems: string[] = [];
+  #lastSeq: number | undefined;
 
   private constructor(readonly ws: WebSocket) {}
 
@@ -104,6 +113,8 @@ class PeerClient implements Client {
         const received = read(rawText(data), options.user);
         switch (received.kind) {
           case 'notification':
+            if (client.#lastSeq !== undefined && received.seq !== client.#lastSeq + 1) client.outOfOrder++;
+            client.#lastSeq = received.seq;
             client.notifications++;
             options.onNotification?.(received.body, at);
             break;

@@ -5,7 +5,7 @@
  * time the HTTP request was written; the same figure measured from the scheduled time is reported too, and
  * so is how late the sender was against its schedule, so the reader can see the generator kept up.
  */
-import type { Device } from './device.js';
+import type { Client } from './clients.js';
 import { startCpuMeter, type CpuShare } from './proc.js';
 import { openConnections, postRequest, type Connection } from './http-load.js';
 import { numberOf, singleBody } from './payload.js';
@@ -48,16 +48,24 @@ export interface LatencyResult {
   samples: { delivery: Float64Array; fromSchedule: Float64Array };
 }
 
-/** Where a latency run publishes and who receives: one server here, several nodes in the scale scenario. */
+/** What the open loop reads from a connected device: Herald's `Device`, or a client of any protocol. */
+export type Receiver = Pick<Client, 'outOfOrder' | 'problems' | 'close'>;
+
+/**
+ * Where a latency run publishes and who receives: one server here, several nodes in the scale scenario, any
+ * side-by-side server in the targeted scenario.
+ */
 export interface LatencySetup {
   /** Connects one device per user; `onNotification` gets every notification frame's body and arrival time. */
-  connectDevices(onNotification: (body: string, at: number) => void): Promise<Device[]>;
+  connectDevices(onNotification: (body: string, at: number) => void): Promise<readonly Receiver[]>;
   /** Opens the publishing connections; a broken one goes to `onFailure`. */
   openPool(onFailure: (error: Error) => void): Promise<Connection[]>;
   /** The complete request that publishes notification `n` on `connection`. */
   request(connection: Connection, n: number): string;
   /** Processes whose CPU time counts as the server's. */
   serverPids: readonly number[];
+  /** Scenario named in the progress lines. Default `'latency'`. */
+  scenario?: string;
 }
 
 export async function runLatency(o: LatencyOptions): Promise<LatencyResult> {
@@ -78,7 +86,8 @@ export async function runLatency(o: LatencyOptions): Promise<LatencyResult> {
 
 /** The open loop itself, against servers that are already running; closes the devices and connections it opened. */
 export async function measureLatency(o: LatencyOptions, label: string, setup: LatencySetup): Promise<LatencyResult> {
-  let devices: Device[] = [];
+  const scenario = setup.scenario ?? 'latency';
+  let devices: readonly Receiver[] = [];
   let pool: Connection[] = [];
   try {
     const total = Math.round((o.rate * (o.warmupMs + o.durationMs)) / 1000);
@@ -146,7 +155,7 @@ export async function measureLatency(o: LatencyOptions, label: string, setup: La
         if (now - lastReport >= 1000) {
           lastReport = now;
           const phase = next < first ? 'warm-up' : `${Math.max(0, Math.ceil((start + total * interval - now) / 1000))} s left`;
-          progress('latency', `${label}: ${thousands(next)} sent, ${thousands(received)} delivered, ${backlog.length} waiting for a connection (${phase})`);
+          progress(scenario, `${label}: ${thousands(next)} sent, ${thousands(received)} delivered, ${backlog.length} waiting for a connection (${phase})`);
         }
         if (next < total) setTimeout(tick, Math.max(0, start + next * interval - performance.now()));
         else if (answered < total) setTimeout(tick, 5);
@@ -194,7 +203,7 @@ export async function measureLatency(o: LatencyOptions, label: string, setup: La
       samples,
     };
     const d = result.delivery;
-    progress('latency', `${label}: delivery p50 ${d.p50} ms, p95 ${d.p95} ms, p99 ${d.p99} ms, max ${d.max} ms; ${lost} lost`);
+    progress(scenario, `${label}: delivery p50 ${d.p50} ms, p95 ${d.p95} ms, p99 ${d.p99} ms, max ${d.max} ms; ${lost} lost`);
     return result;
   } finally {
     for (const connection of pool) connection.close();

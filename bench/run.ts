@@ -28,7 +28,7 @@ in-process broker, rate limits off) against its targets, next to a bare node:htt
 and side by side with two peers (bench/peers/: a bare ws server and Socket.IO).
 Run it on an otherwise idle machine: the load generator shares the CPU with the server.
 
-Scenarios (default: all but scale, about 25 minutes):
+Scenarios (default: all but scale, about 40 minutes):
   throughput   targeted notifications/s with every device receiving: single and batch publishes
   latency      publish → deliver p50/p95/p99, open loop, at half the throughput target (7,500/s)
                and at half the single-publish rate measured in this run, when that is higher
@@ -39,6 +39,10 @@ Scenarios (default: all but scale, about 25 minutes):
                server CPU per delivery, deliveries/s, time to the last recipient, event-loop lag;
                3 runs each
   compression  side by side: broadcast to 5,000 clients with permessage-deflate off, then on
+  targeted     side by side: open-loop publishes to random users at rising rates until a server no
+               longer keeps up (its knee), then latency at 25, 50 and 90% of each one's knee; 3 runs
+  storm        Herald alone: 15,000 devices (the desktop app's connection code) resume after a server
+               restart: time until all are back, lost, duplicates, event-loop lag; 3 runs
   scale        scale-out, 15 minutes or more: 2 nodes × 3 workers (herald-server start --workers 3) on the
                shared PostgreSQL (a schema of its own, dropped afterwards) and Redis. Throughput and
                latency (at 2,500/s and half the measured rate) through both nodes; 100,000 idle devices
@@ -78,11 +82,11 @@ const targets = {
   bytesPerConnection: 10_000,
 };
 
-const scenarios = ['throughput', 'latency', 'memory', 'connections', 'broadcast', 'compression', 'scale'] as const;
+const scenarios = ['throughput', 'latency', 'memory', 'connections', 'broadcast', 'compression', 'targeted', 'storm', 'scale'] as const;
 type Scenario = (typeof scenarios)[number];
 /** What `npm run bench` runs without naming scenarios: scale needs PostgreSQL and Redis, and takes longer. */
 const defaultScenarios: Scenario[] = scenarios.filter((s) => s !== 'scale');
-const peerScenarios: PeerScenario[] = ['connections', 'broadcast', 'compression'];
+const peerScenarios: PeerScenario[] = ['connections', 'broadcast', 'compression', 'targeted', 'storm'];
 
 interface Settings {
   /** Not counted at the start of each throughput and latency run, ms. */
@@ -572,7 +576,7 @@ function positiveInt(flag: string, text: string): number {
 /**
  * Nothing here may run forever: the whole bench stops after this long, and its children with it (they exit when the
  * IPC channel closes; the scale scenario's nodes are killed by pid on exit). Scale connects 100,000 devices: 40 minutes;
- * the default run, side-by-side scenarios included, takes about 25.
+ * the default run, side-by-side scenarios included, takes about 40.
  */
 const runLimitMs = (process.argv.includes('scale') ? 40 : 45) * 60 * 1000;
 setTimeout(() => {

@@ -73,6 +73,8 @@ function heraldConfig(data: string, adminToken: string, jwtSecret: string, extra
     jwt: { secret: jwtSecret },
     logLevel: 'warn',
     rateLimits: false,
+    // Holders connect at a fixed pace and do not retry; the storm scenario (storm.ts) runs with admission on.
+    admission: false,
     sqliteSynchronous: 'full',
     ...extra,
   };

@@ -7,8 +7,10 @@
 import { barChart, type Bar } from './chart.js';
 import { runBroadcast, type BroadcastResult, type BroadcastRun } from './broadcast.js';
 import { runMemory, type MemoryResult } from './memory.js';
+import { fullTargeted, quickTargeted, runTargeted, targetedCharts, targetedMarkdown, type TargetedResult, type TargetedSettings } from './targeted.js';
+import { fullStorm, quickStorm, runStorm, stormTargets, type StormResult, type StormSettings } from './storm.js';
 import type { Target } from './servers.js';
-import { thousands } from './stats.js';
+import { progress, thousands } from './stats.js';
 
 export const peerTargets = ['herald', 'ws', 'socketio'] as const satisfies readonly Target[];
 export type PeerTarget = (typeof peerTargets)[number];
@@ -42,10 +44,14 @@ export interface SideBySideSettings {
   deliveries: number;
   /** Runs per server and setting; the report takes the median. */
   runs: number;
+  /** The `targeted` scenario. */
+  targeted: TargetedSettings;
+  /** The `storm` scenario (Herald alone: the peers have nothing to resume). */
+  storm: StormSettings;
 }
 
-export const fullSideBySide: SideBySideSettings = { connections: 15_000, idleMs: 30_000, broadcastClients: [1_000, 5_000, 15_000], compressionClients: 5_000, compressionMessages: 20, messages: 50, deliveries: 200_000, runs: 3 };
-export const quickSideBySide: SideBySideSettings = { connections: 2_000, idleMs: 5_000, broadcastClients: [1_000], compressionClients: 1_000, compressionMessages: 10, messages: 10, deliveries: 20_000, runs: 3 };
+export const fullSideBySide: SideBySideSettings = { connections: 15_000, idleMs: 30_000, broadcastClients: [1_000, 5_000, 15_000], compressionClients: 5_000, compressionMessages: 20, messages: 50, deliveries: 200_000, runs: 3, targeted: fullTargeted, storm: fullStorm };
+export const quickSideBySide: SideBySideSettings = { connections: 2_000, idleMs: 5_000, broadcastClients: [1_000], compressionClients: 1_000, compressionMessages: 10, messages: 10, deliveries: 20_000, runs: 3, targeted: quickTargeted, storm: quickStorm };
 
 export interface PeersSection {
   at: string;
@@ -53,9 +59,11 @@ export interface PeersSection {
   connections?: MemoryResult[];
   broadcast?: BroadcastResult[];
   compression?: BroadcastResult[];
+  targeted?: TargetedResult[];
+  storm?: StormResult[];
 }
 
-export type PeerScenario = 'connections' | 'broadcast' | 'compression';
+export type PeerScenario = 'connections' | 'broadcast' | 'compression' | 'targeted' | 'storm';
 
 /** Runs the chosen scenarios for every server; `quiet` waits for the machine to settle before each step. */
 export async function runSideBySide(chosen: Set<PeerScenario>, settings: SideBySideSettings, quiet: (scenario: string) => Promise<unknown>): Promise<PeersSection> {
@@ -82,6 +90,14 @@ export async function runSideBySide(chosen: Set<PeerScenario>, settings: SideByS
   if (chosen.has('compression')) {
     section.compression = [];
     for (const compression of [false, true]) await broadcasts(settings.compressionClients, settings.compressionMessages, compression, section.compression);
+  }
+  if (chosen.has('targeted')) section.targeted = await runTargeted(settings.targeted, quiet);
+  if (chosen.has('storm')) {
+    section.storm = [];
+    for (let run = 0; run < settings.runs; run++) {
+      await quiet('storm');
+      section.storm.push(await runStorm(settings.storm, (line) => progress('storm', line)));
+    }
   }
   return section;
 }
@@ -201,6 +217,41 @@ export function peersMarkdown(section: PeersSection): string {
       }
     }
   }
+  if (section.targeted) {
+    out.push('');
+    out.push(targetedMarkdown(section.targeted).trimEnd());
+  }
+  if (section.storm && section.storm.length > 0) {
+    const runs = section.storm;
+    const pick = (f: (r: StormResult) => number) => spread(runs.map(f));
+    const resume = pick((r) => r.resume.max);
+    const lagP99 = pick((r) => r.lag.p99);
+    const lost = runs.reduce((sum, r) => sum + r.lost, 0);
+    const duplicates = runs.reduce((sum, r) => sum + r.duplicates, 0);
+    out.push('');
+    out.push(`### Reconnect storm: ${thousands(runs[0]?.devices ?? 0)} devices, Herald restarted (${runs.length} runs)`);
+    out.push('');
+    out.push(
+      table(
+        ['devices', 'SIGTERM → all resumed', 'resumed p50', 'SIGTERM → listening again', 'lost', 'duplicates', 'event-loop lag p99', 'lag max', 'refused (503)', 'server CPU per device'],
+        [[
+          thousands(runs[0]?.devices ?? 0),
+          show(resume, 0, ' ms'),
+          show(pick((r) => r.resume.p50), 0, ' ms'),
+          show(pick((r) => r.downMs), 0, ' ms'),
+          `${thousands(lost)} of ${thousands(runs.reduce((sum, r) => sum + r.published.before + r.published.after, 0))}`,
+          thousands(duplicates),
+          show(lagP99, 0, ' ms'),
+          show(pick((r) => r.lag.max), 0, ' ms'),
+          show(pick((r) => r.refused.overloaded)),
+          show(pick((r) => r.cpu.serverMsPerDevice), 2, ' ms'),
+        ]],
+      ),
+    );
+    goals.push(['`storm`: all resumed after the restart', `≤ ${thousands(stormTargets.resumeMs)} ms`, show(resume, 0, ' ms'), resume.median <= stormTargets.resumeMs ? 'met' : 'missed']);
+    goals.push(['`storm`: lost and duplicated notifications', '0 and 0', `${thousands(lost)} and ${thousands(duplicates)}`, lost === 0 && duplicates === 0 ? 'met' : 'missed']);
+    goals.push(['`storm`: event-loop lag p99', `≤ ${stormTargets.lagP99Ms} ms`, show(lagP99, 0, ' ms'), lagP99.median <= stormTargets.lagP99Ms ? 'met' : 'missed']);
+  }
   if (goals.length > 0) {
     out.push('');
     out.push('### Targets');
@@ -240,5 +291,6 @@ export function peersCharts(section: PeersSection): [string, string][] {
     }));
     charts.push(['bench-peers-memory.svg', barChart(`Server RSS per idle connection, ${thousands(section.settings.connections)} connections`, 'KB per connection', bars, { value: peerTargetsGoals.bytesPerConnection / 1000, label: 'target 10 KB' })]);
   }
+  if (section.targeted) charts.push(...targetedCharts(section.targeted));
   return charts;
 }
