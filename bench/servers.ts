@@ -17,6 +17,11 @@ import { connectAll, connectDevices, signJwt, type Device, type DeviceOptions } 
  */
 export type Target = 'herald' | 'baseline' | 'ws' | 'socketio';
 
+/** The servers of the side-by-side comparison: Herald and its two peers. */
+export const peerTargets = ['herald', 'ws', 'socketio'] as const satisfies readonly Target[];
+export type PeerTarget = (typeof peerTargets)[number];
+export const peerNames: Record<PeerTarget, string> = { herald: 'Herald', ws: 'bare ws', socketio: 'Socket.IO' };
+
 /** The protocol a target's devices speak: the bare relay speaks Herald's. */
 export function protocolOf(target: Target): Protocol {
   return target === 'baseline' ? 'herald' : target;

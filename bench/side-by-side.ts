@@ -9,12 +9,9 @@ import { runBroadcast, type BroadcastResult, type BroadcastRun } from './broadca
 import { runMemory, type MemoryResult } from './memory.js';
 import { fullTargeted, quickTargeted, runTargeted, targetedCharts, targetedMarkdown, type TargetedResult, type TargetedSettings } from './targeted.js';
 import { fullStorm, quickStorm, runStorm, stormTargets, type StormResult, type StormSettings } from './storm.js';
-import type { Target } from './servers.js';
-import { progress, thousands } from './stats.js';
+import { peerNames, peerTargets, type PeerTarget } from './servers.js';
+import { progress, spread, thousands, type Spread } from './stats.js';
 
-export const peerTargets = ['herald', 'ws', 'socketio'] as const satisfies readonly Target[];
-export type PeerTarget = (typeof peerTargets)[number];
-export const peerNames: Record<PeerTarget, string> = { herald: 'Herald', ws: 'bare ws', socketio: 'Socket.IO' };
 
 /** The side-by-side targets of the benchmark issue. */
 export const peerTargetsGoals = {
@@ -100,20 +97,6 @@ export async function runSideBySide(chosen: Set<PeerScenario>, settings: SideByS
     }
   }
   return section;
-}
-
-/** Median of `values` with their min and max. */
-export interface Spread {
-  median: number;
-  min: number;
-  max: number;
-}
-
-export function spread(values: number[]): Spread {
-  const ascending = [...values].sort((a, b) => a - b);
-  const middle = ascending.length / 2;
-  const median = ascending.length % 2 === 1 ? (ascending[Math.floor(middle)] ?? Number.NaN) : ((ascending[middle - 1] ?? Number.NaN) + (ascending[middle] ?? Number.NaN)) / 2;
-  return { median, min: ascending[0] ?? Number.NaN, max: ascending[ascending.length - 1] ?? Number.NaN };
 }
 
 function show(s: Spread, digits = 0, unit = ''): string {

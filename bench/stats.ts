@@ -46,6 +46,20 @@ export function rounded(d: Distribution, digits = 3): Distribution {
   return { count: d.count, mean: r(d.mean), min: r(d.min), p50: r(d.p50), p90: r(d.p90), p95: r(d.p95), p99: r(d.p99), p999: r(d.p999), max: r(d.max) };
 }
 
+/** Median of `values` with their min and max. */
+export interface Spread {
+  median: number;
+  min: number;
+  max: number;
+}
+
+export function spread(values: number[]): Spread {
+  const ascending = [...values].sort((a, b) => a - b);
+  const middle = ascending.length / 2;
+  const median = ascending.length % 2 === 1 ? (ascending[Math.floor(middle)] ?? Number.NaN) : ((ascending[middle - 1] ?? Number.NaN) + (ascending[middle] ?? Number.NaN)) / 2;
+  return { median, min: ascending[0] ?? Number.NaN, max: ascending[ascending.length - 1] ?? Number.NaN };
+}
+
 /** `12345.6` → `12,346`. */
 export function thousands(value: number): string {
   return Math.round(value).toLocaleString('en-US');

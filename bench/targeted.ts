@@ -37,9 +37,8 @@ import { lineChart, type LineSeries, type XMarker } from './chart.js';
 import { openConnections, postRequest } from './http-load.js';
 import { measureLatency, type LatencyResult, type LatencySetup } from './latency.js';
 import { notificationJson } from './payload.js';
-import { connectClients, startServer, userName, type RunningServer } from './servers.js';
-import { peerNames, peerTargets, spread, type PeerTarget, type Spread } from './side-by-side.js';
-import { progress, thousands } from './stats.js';
+import { connectClients, peerNames, peerTargets, startServer, userName, type PeerTarget, type RunningServer } from './servers.js';
+import { progress, spread, thousands, type Spread } from './stats.js';
 
 export interface TargetedSettings {
   /** Users, one connected client each. Notification n goes to user {@link targetedUser}(n), the same on every server and run. */
