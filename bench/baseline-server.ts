@@ -110,13 +110,6 @@ serveParent(
       http.closeAllConnections();
       http.close(() => resolve());
     }),
-  (message) => {
-    if (message.type !== 'gc') return;
-    const gc = (globalThis as { gc?: () => void }).gc;
-    gc?.();
-    gc?.();
-    tellParent({ type: 'memory', ...process.memoryUsage() });
-  },
 );
 
 http.listen(0, '127.0.0.1', () => {

@@ -67,7 +67,8 @@ const lagResolutionMs = 5;
 /**
  * Child side: calls `onStop` on `stop`, on SIGTERM and when the runner goes away, and exits
  * after {@link childLifetimeMs} regardless. Answers `lag` from a histogram every child keeps the same way,
- * so servers are compared on one measure. Other messages go to `onMessage`.
+ * so servers are compared on one measure, and `gc` (with --expose-gc) with its memory after collecting.
+ * Other messages go to `onMessage`.
  */
 export function serveParent(onStop: () => Promise<void>, onMessage: (message: ParentMessage) => void = () => undefined): void {
   const lag = monitorEventLoopDelay({ resolution: lagResolutionMs });
@@ -92,7 +93,13 @@ export function serveParent(onStop: () => Promise<void>, onMessage: (message: Pa
   process.on('message', (raw: unknown) => {
     const message = parentMessage.parse(raw);
     if (message.type === 'stop') stop();
-    else if (message.type === 'lag') {
+    else if (message.type === 'gc') {
+      // Two passes: the first may only schedule finalizers whose memory the second frees.
+      const gc = (globalThis as { gc?: () => void }).gc;
+      gc?.();
+      gc?.();
+      tellParent({ type: 'memory', ...process.memoryUsage() });
+    } else if (message.type === 'lag') {
       // The histogram holds the time between its timer's runs: the lag is what exceeds the resolution.
       const ms = (ns: number) => Math.max(0, Math.round(ns / 1e4 - lagResolutionMs * 100) / 100);
       tellParent({ type: 'lag', p50: ms(lag.percentile(50)), p99: ms(lag.percentile(99)), max: ms(lag.max) });

@@ -6,21 +6,11 @@
 import { createServer, resolveConfig, type HeraldServer } from '../server/src/index.js';
 import { serveParent, tellParent } from './child.js';
 
-const gc = (globalThis as { gc?: () => void }).gc;
 let server: HeraldServer | undefined;
 
-serveParent(
-  async () => {
-    await server?.close();
-  },
-  (message) => {
-    if (message.type !== 'gc') return;
-    // Two passes: the first may only schedule finalizers whose memory the second frees.
-    gc?.();
-    gc?.();
-    tellParent({ type: 'memory', ...process.memoryUsage() });
-  },
-);
+serveParent(async () => {
+  await server?.close();
+});
 
 try {
   server = await createServer(resolveConfig(JSON.parse(process.argv[2] ?? '{}')));
