@@ -6,6 +6,7 @@ import { once } from 'node:events';
 import { WebSocket, type ClientOptions } from 'ws';
 import { pino } from 'pino';
 import { serverFrame, parseJson, type ServerFrame, type ServerFrameOf } from '@herald/protocol';
+import { testSchemaPrefix } from './scale-out-setup.js';
 import { createServer, resolveConfig, type ConfigInput, type HeraldServer, type ServerDeps } from '../server/src/index.js';
 
 export function tempDir(): string {
@@ -30,7 +31,7 @@ function scaleOutBackend(data: string, overrides: ConfigInput): ConfigInput {
   if (process.env.HERALD_TEST_BACKEND !== 'scale-out' || overrides.storeUrl !== undefined) return {};
   // Named after the data directory, so a test that restarts a server on the same data finds its data again.
   const id = createHash('sha256').update(data).digest('hex').slice(0, 12);
-  return { storeUrl: 'postgres://postgres@127.0.0.1:5432/test', storeSchema: `herald_t_${id}`, redisUrl: 'redis://127.0.0.1:6379', redisPrefix: `herald-test-${id}:` };
+  return { storeUrl: 'postgres://postgres@127.0.0.1:5432/test', storeSchema: `${testSchemaPrefix()}${id}`, redisUrl: 'redis://127.0.0.1:6379', redisPrefix: `herald-test-${id}:` };
 }
 
 /** A real server on port 0 with its own SQLite file; rate limits off unless the test sets them. */
