@@ -1,9 +1,10 @@
-import { createHash, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes, scrypt, timingSafeEqual, webcrypto } from 'node:crypto';
 import { promisify } from 'node:util';
 import type { IncomingMessage } from 'node:http';
 import { createRemoteJWKSet, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import { userName } from '@herald/protocol';
 import type { Config } from './config.js';
+import { defaults } from './defaults.js';
 import type { Store, TokenRecord } from './store/store.js';
 
 const scryptAsync = promisify(scrypt) as (password: string, salt: Buffer, keylen: number) => Promise<Buffer>;
@@ -66,7 +67,18 @@ export class AuthService {
   /** The last token hashed on each keep-alive connection; gone with the connection. */
   readonly #connectionHashes = new WeakMap<object, { token: string; hash: string }>();
   readonly #adminHash: Buffer | undefined;
-  readonly #jwtKey: Uint8Array | JWTVerifyGetKey | undefined;
+  /**
+   * The HS256 secret, imported into WebCrypto once (given raw bytes, jose imports them again on every
+   * verification, which was a fifth of a handshake's CPU), or the JWKS key lookup.
+   */
+  readonly #jwtKey: Promise<webcrypto.CryptoKey> | JWTVerifyGetKey | undefined;
+  /**
+   * JWTs whose signature and claims were verified, by the token itself, oldest first: a device reconnects with the
+   * same JWT until it expires, and a reconnect storm would otherwise verify each one again (WebCrypto's HMAC cost
+   * 150 µs of a 300 µs handshake here). An entry still checks `exp` and `nbf` on use, and is kept at most
+   * `jwtCacheTtlMs`, so a key removed from the JWKS stops working within that time.
+   */
+  readonly #verifiedJwts = new Map<string, { sub: string | undefined; exp: number | undefined; nbf: number | undefined; until: number }>();
 
   constructor(
     readonly store: Store,
@@ -75,7 +87,12 @@ export class AuthService {
   ) {
     this.#adminHash = config.adminToken === undefined ? undefined : Buffer.from(hashToken(config.adminToken), 'hex');
     const jwt = config.jwt;
-    if (jwt?.secret !== undefined) this.#jwtKey = new TextEncoder().encode(jwt.secret);
+    if (jwt?.secret !== undefined) {
+      const hmac = webcrypto.subtle.importKey('raw', new TextEncoder().encode(jwt.secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['verify']);
+      // Never unhandled: a failure (it cannot fail for bytes) surfaces at the first verification instead.
+      hmac.catch(() => undefined);
+      this.#jwtKey = hmac;
+    }
     else if (jwt?.jwksUrl !== undefined) this.#jwtKey = createRemoteJWKSet(new URL(jwt.jwksUrl));
   }
 
@@ -120,21 +137,37 @@ export class AuthService {
     for (const [hash, { record }] of this.#cache) if (record.id === tokenId) this.#cache.delete(hash);
   }
 
-  async #verifyJwt(token: string): Promise<Principal | undefined> {
+  /** The claims of a verified JWT, from the cache when it was verified recently; undefined when it is not valid now. */
+  async #jwtClaims(token: string): Promise<Pick<JWTPayload, 'sub' | 'exp'> | undefined> {
+    const now = this.now();
+    const known = this.#verifiedJwts.get(token);
+    if (known !== undefined && known.until > now) {
+      const valid = (known.exp === undefined || known.exp * 1000 > now) && (known.nbf === undefined || known.nbf * 1000 <= now);
+      return valid ? { sub: known.sub, exp: known.exp } : undefined;
+    }
     const key = this.#jwtKey;
     if (key === undefined) return undefined;
     const options = {
-      algorithms: key instanceof Uint8Array ? ['HS256'] : ['RS256', 'ES256', 'EdDSA', 'PS256'],
+      algorithms: key instanceof Promise ? ['HS256'] : ['RS256', 'ES256', 'EdDSA', 'PS256'],
       issuer: this.config.jwt?.issuer,
       audience: this.config.jwt?.audience,
-      currentDate: new Date(this.now()),
+      currentDate: new Date(now),
     };
     let payload: JWTPayload;
     try {
-      ({ payload } = key instanceof Uint8Array ? await jwtVerify(token, key, options) : await jwtVerify(token, key, options));
+      ({ payload } = key instanceof Promise ? await jwtVerify(token, await key, options) : await jwtVerify(token, key, options));
     } catch {
       return undefined;
     }
+    this.#verifiedJwts.delete(token);
+    this.#verifiedJwts.set(token, { sub: payload.sub, exp: payload.exp, nbf: payload.nbf, until: now + defaults.jwtCacheTtlMs });
+    if (this.#verifiedJwts.size > defaults.jwtCacheMax) this.#verifiedJwts.delete(this.#verifiedJwts.keys().next().value as string);
+    return payload;
+  }
+
+  async #verifyJwt(token: string): Promise<Principal | undefined> {
+    const payload = await this.#jwtClaims(token);
+    if (payload === undefined) return undefined;
     const name = userName.safeParse(payload.sub);
     if (!name.success) return undefined;
     // A store that is down is not a bad token: its error goes on (503, close 1013), so devices come back later.

@@ -232,6 +232,20 @@ describe('JWT device auth', () => {
     expect((await wrongIssuer.closed).code).toBe(4501);
   });
 
+  it('a JWT verified before still expires on time, and a tampered copy is refused', async () => {
+    const secret = 'k'.repeat(48);
+    await server({ jwt: { secret } });
+    const exp = Math.floor(clock / 1000) + 60;
+    const token = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('roamer').setExpirationTime(exp).sign(new TextEncoder().encode(secret));
+    // The second use is answered from the cache of verified tokens.
+    for (let i = 0; i < 2; i++) expect((await t.api('GET', '/v1/me', { token })).body).toMatchObject({ user: { name: 'roamer' } });
+    const [head, payload] = token.split('.');
+    const forged = `${head}.${payload}.${'A'.repeat(43)}`;
+    expect((await t.api('GET', '/v1/me', { token: forged })).status).toBe(401);
+    clock = exp * 1000;
+    expect((await t.api('GET', '/v1/me', { token })).status).toBe(401);
+  });
+
   it('accepts a JWT signed by a key from the JWKS URL', async () => {
     const { publicKey, privateKey } = await generateKeyPair('ES256');
     const other = await generateKeyPair('ES256');
