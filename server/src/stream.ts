@@ -606,7 +606,7 @@ export function createStream(deps: StreamDeps): Stream {
       }
       const force = setTimeout(() => {
         for (const session of all) session.ws.terminate();
-      }, 5_000);
+      }, defaults.shutdownCloseGraceMs);
       await Promise.all(closed);
       clearTimeout(force);
     },
