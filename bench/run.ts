@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util';
 import { barChart, latencyChart, type Bar } from './chart.js';
 import { runLatency, type LatencyResult } from './latency.js';
 import { runMemory, type MemoryResult } from './memory.js';
-import { fullSideBySide, peersCharts, peersMarkdown, quickSideBySide, runSideBySide, type PeerScenario, type PeersSection } from './side-by-side.js';
+import { fullSideBySide, type Measured, peersCharts, peersMarkdown, quickSideBySide, runSideBySide, type PeerScenario, type PeersSection } from './side-by-side.js';
 import { fullScale, quickScale, reportScale, runScale, scaleTargets, type ScaleSection } from './scale.js';
 import { awaitQuiet, machine } from './proc.js';
 import { formatProfile, summarizeProfile, type ProfileSummary } from './profile.js';
@@ -431,12 +431,16 @@ function writePeersDocs(results: SavedResults): string[] {
     writeFileSync(join(docs, name), svgText);
     written.push(`docs/${name}`);
   }
-  const m = results.machine;
-  const code = results.code === undefined ? 'unknown commit' : `commit \`${results.code.commit.slice(0, 7)}\`${results.code.uncommittedChanges ? ' with uncommitted changes' : ''}`;
+  // One line per run that measured some of the scenarios shown.
+  const runs = new Map<string, string[]>();
+  for (const [scenario, measured] of Object.entries(results.peers.measured ?? measuredBefore(results))) {
+    const line = `measured ${measured.at.slice(0, 16).replace('T', ' ')} UTC on ${measured.machine}, ${measured.code}, by \`${measured.command}\``;
+    runs.set(line, [...(runs.get(line) ?? []), `\`${scenario}\``]);
+  }
   const section = [
     generatedStart,
     '',
-    `Measured ${results.peers.at.slice(0, 16).replace('T', ' ')} UTC on ${m.cpus} × ${m.cpuModel}, ${m.memoryGiB} GiB, Linux ${m.kernel}, Node ${m.node}, ${code}, by \`${results.command}\`.`,
+    ...[...runs].map(([line, names]) => `- ${names.join(', ')}: ${line}.`),
     '',
     ...peersCharts(results.peers).map(([name]) => `![${name.replace(/^bench-|\.svg$/g, '')}](${name})`),
     '',
@@ -452,6 +456,31 @@ function writePeersDocs(results: SavedResults): string[] {
   writeFileSync(file, doc.slice(0, start) + section + doc.slice(end + generatedEnd.length));
   written.push('docs/benchmarks.md');
   return written;
+}
+
+function describeMachine(m: ReturnType<typeof machine>): string {
+  return `${m.cpus} × ${m.cpuModel}, ${m.memoryGiB} GiB, Linux ${m.kernel}, Node ${m.node}`;
+}
+
+function describeCode(code: ReturnType<typeof codeVersion>): string {
+  return code === undefined ? 'unknown commit' : `commit \`${code.commit.slice(0, 7)}\`${code.uncommittedChanges ? ' with uncommitted changes' : ''}`;
+}
+
+/** This run's stamp for each side-by-side scenario it ran. */
+function stamp(pe: PeersSection, chosen: Set<PeerScenario>, command: string): Partial<Record<PeerScenario, Measured>> {
+  const measured: Measured = { at: pe.at, machine: describeMachine(machine()), code: describeCode(codeVersion()), command };
+  return Object.fromEntries([...chosen].map((scenario) => [scenario, measured]));
+}
+
+/** The stamps of a results file's side-by-side scenarios; a file from before stamps were kept has one run's. */
+function measuredBefore(previous: Partial<SavedResults>): Partial<Record<PeerScenario, Measured>> {
+  const peers = previous.peers;
+  if (peers === undefined) return {};
+  if (peers.measured !== undefined) return peers.measured;
+  if (previous.machine === undefined || previous.command === undefined) return {};
+  const measured: Measured = { at: peers.at, machine: describeMachine(previous.machine), code: describeCode(previous.code), command: previous.command };
+  const present = (['connections', 'broadcast', 'compression', 'targeted', 'storm'] as const).filter((scenario) => peers[scenario] !== undefined);
+  return Object.fromEntries(present.map((scenario) => [scenario, measured]));
 }
 
 /** Keeps the sections of scenarios not run this time, so one scenario's rerun does not erase the others. */
@@ -542,7 +571,7 @@ async function main(): Promise<void> {
     ...(m ? { memory: m } : {}),
     ...(sc ? { scale: sc } : {}),
     // A side-by-side scenario run alone replaces only its own part.
-    ...(pe ? { peers: { ...previous.peers, ...pe } } : {}),
+    ...(pe ? { peers: { ...previous.peers, ...pe, measured: { ...measuredBefore(previous), ...stamp(pe, chosenPeers, command) } } } : {}),
   };
   mkdirSync(resultsDir, { recursive: true });
   writeFileSync(join(resultsDir, resultsName), JSON.stringify(results, null, 2) + '\n');

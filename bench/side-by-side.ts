@@ -50,9 +50,19 @@ export interface SideBySideSettings {
 export const fullSideBySide: SideBySideSettings = { connections: 15_000, idleMs: 30_000, broadcastClients: [1_000, 5_000, 15_000], compressionClients: 5_000, compressionMessages: 20, messages: 50, deliveries: 200_000, runs: 3, targeted: fullTargeted, storm: fullStorm };
 export const quickSideBySide: SideBySideSettings = { connections: 2_000, idleMs: 5_000, broadcastClients: [1_000], compressionClients: 1_000, compressionMessages: 10, messages: 10, deliveries: 20_000, runs: 3, targeted: quickTargeted, storm: quickStorm };
 
+/** When, where, on what code and by which command a scenario's figures were measured. */
+export interface Measured {
+  at: string;
+  machine: string;
+  code: string;
+  command: string;
+}
+
 export interface PeersSection {
   at: string;
   settings: SideBySideSettings;
+  /** By scenario: a scenario rerun alone replaces its own figures, and the others keep theirs and their stamp. */
+  measured?: Partial<Record<PeerScenario, Measured>>;
   connections?: MemoryResult[];
   broadcast?: BroadcastResult[];
   compression?: BroadcastResult[];
