@@ -356,18 +356,21 @@ export function createConnection(options: ConnectionOptions): Connection {
       skipWait = false;
       serverWait = undefined;
       if (immediate) return settings.streamUrl;
-      const attempt = client.nextAttempt();
       let ms = settings.backoff.capMs;
-      if (!offline) {
-        try {
-          ms = backoffDelay(attempt, settings.backoff, settings.random);
-        } catch (error) {
-          report(error);
+      if (floor !== undefined) {
+        // The server said when to come back (503 with Retry-After): that long, stretched by up to as much again so
+        // that the refused do not return in one wave. It is an answer, not a failure, so the backoff does not grow.
+        if (!offline) ms = Math.min(floor, settings.backoff.capMs) * (1 + settings.random());
+      } else {
+        const attempt = client.nextAttempt();
+        if (!offline) {
+          try {
+            ms = backoffDelay(attempt, settings.backoff, settings.random);
+          } catch (error) {
+            report(error);
+          }
         }
       }
-      // Retry-After is a floor under the jitter. Devices that drew less retry that long after their own refusal,
-      // and refusals are as spread out as the attempts were, so they do not come back in one wave.
-      if (floor !== undefined) ms = Math.max(ms, Math.min(floor, settings.backoff.capMs));
       await new Promise<void>((resolve) => {
         backoffWait = { timer: timers.setTimeout(endBackoffWait, ms), resolve };
       });

@@ -24,7 +24,7 @@ describe('Retry-After', () => {
 });
 
 describe('a desktop connection refused by admission control', () => {
-  it('waits at least Retry-After on a 503, with full jitter below it, then gets in', async () => {
+  it('waits Retry-After on a 503, stretched by the jitter, without growing its backoff, then gets in', async () => {
     // One handshake per second for the whole server; the test's first socket takes it.
     const t = await startServer({ admission: { perSecond: 1, burst: 1, maxPending: 0 } });
     cleanups.push(() => t.close());
@@ -55,8 +55,8 @@ describe('a desktop connection refused by admission control', () => {
       server: t.url,
       token,
       cursor: memoryCursor(),
-      // Zero jitter: without the server's floor the retry would be immediate.
-      random: () => 0,
+      // Half the jitter: 1.5 × Retry-After. The exponential backoff (20 ms doubling) would draw far less.
+      random: () => 0.5,
       backoffBaseMs: 20,
       backoffCapMs: 5_000,
       timers,
@@ -77,10 +77,10 @@ describe('a desktop connection refused by admission control', () => {
     await connected;
 
     expect(disconnects[0]).toEqual({ code: 1006, reason: expect.any(String) as unknown, cause: 'network', status: 503, willRetry: true });
-    // Every refusal said "Retry-After: 1", so every wait was at least 1 s although the jitter drew 0.
+    // Every refusal said "Retry-After: 1", so every wait was 1 s stretched by half: the same after every refusal.
     expect(backoffs.length).toBe(disconnects.length);
-    expect(backoffs.every((ms) => ms === 1_000)).toBe(true);
-    expect(performance.now() - started).toBeGreaterThanOrEqual(backoffs.length * 1_000 - 50);
+    expect(backoffs.every((ms) => ms === 1_500)).toBe(true);
+    expect(performance.now() - started).toBeGreaterThanOrEqual(backoffs.length * 1_500 - 50);
     expect(states).toEqual(['connecting', 'reconnecting', 'connected']);
     expect(reports).toEqual([]);
   });
