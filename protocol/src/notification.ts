@@ -2,8 +2,10 @@ import { z } from 'zod';
 import type { ErrorCode } from './codes.js';
 import { Limits, namePattern } from './limits.js';
 
-const httpUrl = z
-  .string()
+/** Text that can be stored anywhere: PostgreSQL's text type cannot hold U+0000, so no store takes it. */
+const text = () => z.string().refine((value) => !value.includes('\u0000'), 'must not contain U+0000 (NUL)');
+
+const httpUrl = text()
   .max(Limits.urlMax)
   .refine((value) => /^https?:\/\//i.test(value) && URL.canParse(value), 'must be an http(s) URL');
 
@@ -11,7 +13,7 @@ export const topicName = z.string().min(1).max(Limits.topicMax).regex(namePatter
 export const userName = z.string().min(1).max(Limits.userNameMax).regex(namePattern, 'letters, digits, ".", "_" and "-" only');
 
 export const action = z.object({
-  label: z.string().min(1).max(Limits.actionLabelMax),
+  label: text().min(1).max(Limits.actionLabelMax),
   url: httpUrl,
 });
 export type Action = z.infer<typeof action>;
@@ -28,14 +30,14 @@ export type Target = z.infer<typeof target>;
 /** The body of `POST /v1/notifications`. */
 export const publishRequest = z.object({
   to: target,
-  title: z.string().min(1).max(Limits.titleMax),
-  body: z.string().max(Limits.bodyMax).optional(),
+  title: text().min(1).max(Limits.titleMax),
+  body: text().max(Limits.bodyMax).optional(),
   priority: z.int().min(1).max(5).optional(),
-  tags: z.array(z.string().min(1).max(Limits.tagMax)).max(Limits.tagsMax).optional(),
+  tags: z.array(text().min(1).max(Limits.tagMax)).max(Limits.tagsMax).optional(),
   url: httpUrl.optional(),
   icon: httpUrl.optional(),
   actions: z.array(action).max(Limits.actionsMax).optional(),
-  key: z.string().min(1).max(Limits.keyMax).optional(),
+  key: text().min(1).max(Limits.keyMax).optional(),
   ttl: z.int().min(1).max(Limits.ttlMax).optional(),
   deliverAt: z.iso.datetime({ offset: true }).optional(),
 });

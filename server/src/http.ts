@@ -145,11 +145,27 @@ export async function readBody(req: IncomingMessage, maxBytes: number, expected:
 export async function readJson(req: IncomingMessage, maxBytes: number): Promise<unknown> {
   const text = (await readBody(req, maxBytes, 'a JSON body')).toString('utf8');
   if (text.trim() === '') throw new HeraldError('invalid_json', 'request body is empty; send JSON');
+  let value: unknown;
   try {
-    return JSON.parse(text) as unknown;
+    value = JSON.parse(text) as unknown;
   } catch {
     throw new HeraldError('invalid_json', 'request body is not valid JSON');
   }
+  // No store can keep U+0000 in text (PostgreSQL refuses it), so it is refused here for every endpoint. The
+  // cheap test on the raw text comes first; only a body that may hold one is walked.
+  if ((text.includes('\\u0000') || text.includes('\u0000')) && holdsNul(value)) {
+    throw new HeraldError('invalid_json', 'strings in the body must not contain U+0000 (NUL)');
+  }
+  return value;
+}
+
+
+/** Whether any string, or object key, in a parsed JSON value contains U+0000. */
+function holdsNul(value: unknown): boolean {
+  if (typeof value === 'string') return value.includes('\u0000');
+  if (Array.isArray(value)) return value.some(holdsNul);
+  if (value !== null && typeof value === 'object') return Object.entries(value).some(([key, item]) => key.includes('\u0000') || holdsNul(item));
+  return false;
 }
 
 /** The one boundary where errors become HTTP responses. */

@@ -54,6 +54,10 @@ describe('publish body', () => {
     expect(publishRequest.safeParse({ to: {}, title: 'x' }).success).toBe(false);
     expect(publishRequest.safeParse({ to: { all: true }, title: 'x'.repeat(257) }).success).toBe(false);
     expect(publishRequest.safeParse({ to: { all: true }, title: 'x', actions: [{ label: 'a', url: 'javascript:alert(1)' }] }).success).toBe(false);
+    // U+0000 cannot be stored by PostgreSQL: refused in every text field, whatever the transport (HTTP, ntfy, AMQP).
+    for (const nul of [{ title: 'a\u0000' }, { body: '\u0000' }, { tags: ['t\u0000'] }, { key: 'k\u0000' }, { actions: [{ label: '\u0000', url: 'https://a.example' }] }]) {
+      expect(publishRequest.safeParse({ to: { all: true }, title: 'x', ...nul }).success).toBe(false);
+    }
     expect(publishRequest.safeParse({ to: { all: true }, title: 'x', deliverAt: '2026-11-26T10:00:00+01:00' }).success).toBe(true);
   });
 });

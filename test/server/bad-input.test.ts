@@ -167,6 +167,9 @@ describe('HTTP bad input', () => {
       ['deliverAt as epoch milliseconds', { ...valid, deliverAt: 1_900_000_000_000 }, 'invalid_deliver_at'],
       ['an empty key', { ...valid, key: '' }, 'invalid_key'],
       ['a key of 257 characters', { ...valid, key: text(Limits.keyMax + 1) }, 'invalid_key'],
+      // PostgreSQL cannot store U+0000 in text: refused on every backend alike, anywhere in the body.
+      ['a body with U+0000', { ...valid, body: 'a\u0000b' }, 'invalid_json'],
+      ['U+0000 in an unknown nested field', { ...valid, extra: [{ note: '\u0000' }] }, 'invalid_json'],
     ];
 
     it.each(cases)('refuses %s', async (_name, body, code) => {
