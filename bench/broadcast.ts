@@ -10,7 +10,7 @@
  * delivery does not.
  */
 import type { Child } from './child.js';
-import { startHolder } from './memory.js';
+import { countHolders, startHolder } from './memory.js';
 import { readCpuMs, readMainThreadCpuMs, readRss } from './proc.js';
 import { protocolOf, startServer, type RunningServer, type Target } from './servers.js';
 import { distribution, progress, rounded, sorted, thousands, type Distribution } from './stats.js';
@@ -119,16 +119,6 @@ async function arrivals(holders: Child[], first: number, count: number, timeoutM
   return byMessage;
 }
 
-async function bytesReadByClients(holders: Child[]): Promise<number> {
-  const counts = await Promise.all(
-    holders.map((holder) => {
-      holder.send({ type: 'count' });
-      return holder.next('counts', 30_000);
-    }),
-  );
-  return counts.reduce((sum, c) => sum + c.bytesRead, 0);
-}
-
 async function settledRss(server: RunningServer): Promise<number> {
   server.child.send({ type: 'gc' });
   await server.child.next('memory', 30_000);
@@ -144,7 +134,7 @@ function perDelivery(ms: number, deliveries: number): number {
 const runTimeoutMs = 60_000;
 
 async function measure(server: RunningServer, holders: Child[], o: BroadcastOptions, first: number): Promise<BroadcastRun> {
-  const bytesBefore = await bytesReadByClients(holders);
+  const bytesBefore = (await countHolders(holders)).bytesRead;
   server.child.send({ type: 'lag' });
   await server.child.next('lag', 10_000);
   const cpuBefore = readCpuMs(server.child.pid);
@@ -156,7 +146,7 @@ async function measure(server: RunningServer, holders: Child[], o: BroadcastOpti
   const mainCpuMs = readMainThreadCpuMs(server.child.pid) - mainBefore;
   server.child.send({ type: 'lag' });
   const lag = await server.child.next('lag', 10_000);
-  const bytes = (await bytesReadByClients(holders)) - bytesBefore;
+  const bytes = (await countHolders(holders)).bytesRead - bytesBefore;
 
   const latencies: number[] = [];
   const toLast: number[] = [];

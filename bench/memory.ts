@@ -101,15 +101,20 @@ async function cpuMsPerSecond(server: RunningServer, windowMs: number): Promise<
   return Math.round(((readCpuMs(server.child.pid) - cpu) / (performance.now() - started)) * 1000 * 10) / 10;
 }
 
-/** Keep-alive frames received so far by every holder's clients together. */
-async function keepAlives(holders: Child[]): Promise<number> {
+/** What every holder's clients together have received so far, and how many of their sockets are open. */
+export async function countHolders(holders: Child[]): Promise<{ heartbeats: number; bytesRead: number; open: number; problems: string[] }> {
   const counts = await Promise.all(
     holders.map((holder) => {
       holder.send({ type: 'count' });
       return holder.next('counts', 30_000);
     }),
   );
-  return counts.reduce((sum, c) => sum + c.heartbeats, 0);
+  return {
+    heartbeats: counts.reduce((sum, c) => sum + c.heartbeats, 0),
+    bytesRead: counts.reduce((sum, c) => sum + c.bytesRead, 0),
+    open: counts.reduce((sum, c) => sum + c.open, 0),
+    problems: counts.flatMap((c) => c.problems).slice(0, 5),
+  };
 }
 
 async function connectionGauge(server: RunningServer): Promise<number | undefined> {
@@ -174,9 +179,9 @@ export async function runMemory(o: MemoryOptions): Promise<MemoryResult> {
     progress('memory', `${label}: RSS ${(after.rss / 2 ** 20).toFixed(1)} MiB after, ${(result.rssPerConnection / 1024).toFixed(2)} KiB per connection`);
     if (o.idleMs !== undefined) {
       progress('memory', `${label}: measuring the CPU of idle connections for ${o.idleMs / 1000} s`);
-      const keepAlivesBefore = await keepAlives(holders);
+      const keepAlivesBefore = (await countHolders(holders)).heartbeats;
       const idleCpuMsPerSecond = await cpuMsPerSecond(server, o.idleMs);
-      result.idle = { windowMs: o.idleMs, emptyCpuMsPerSecond, idleCpuMsPerSecond, keepAlives: (await keepAlives(holders)) - keepAlivesBefore };
+      result.idle = { windowMs: o.idleMs, emptyCpuMsPerSecond, idleCpuMsPerSecond, keepAlives: (await countHolders(holders)).heartbeats - keepAlivesBefore };
     }
     return result;
   } finally {

@@ -13,7 +13,7 @@ import { Child } from './child.js';
 import { connectDevices, signJwt, type Device } from './device.js';
 import { openConnections, postRequest, type Connection } from './http-load.js';
 import { measureLatency, type LatencyResult } from './latency.js';
-import { startHolder } from './memory.js';
+import { countHolders, startHolder } from './memory.js';
 import { dropClusterSpace, newClusterSpace, openFiles, startNode, type ClusterSpace, type HeraldNode } from './nodes.js';
 import { batchBody, singleBody } from './payload.js';
 import { awaitQuiet, readCpuMsOf, readRss, type CpuShare } from './proc.js';
@@ -321,20 +321,6 @@ async function cpuOver(cluster: Cluster, ms: number): Promise<number> {
   return ((readCpuMsOf(cluster.pids) - before) / (performance.now() - at)) * 1000;
 }
 
-async function countFrames(holders: Child[]): Promise<{ heartbeats: number; open: number; problems: string[] }> {
-  const counts = await Promise.all(
-    holders.map((holder) => {
-      holder.send({ type: 'count' });
-      return holder.next('counts', 30_000);
-    }),
-  );
-  return {
-    heartbeats: counts.reduce((sum, c) => sum + c.heartbeats, 0),
-    open: counts.reduce((sum, c) => sum + c.open, 0),
-    problems: counts.flatMap((c) => c.problems).slice(0, 5),
-  };
-}
-
 async function connectionsStep(cluster: Cluster, settings: ScaleSettings, holders: Child[]): Promise<ScaleConnections> {
   await quiet(settings);
   const baselineCpuMsPerSecond = await cpuOver(cluster, settings.baselineIdleMs);
@@ -376,9 +362,9 @@ async function connectionsStep(cluster: Cluster, settings: ScaleSettings, holder
   log(`connections: worker RSS ${(workerRssBefore / 2 ** 20).toFixed(0)} → ${(workerRssAfter / 2 ** 20).toFixed(0)} MiB; open files per worker ${workerOpenFiles.map(thousands).join(', ')}`);
 
   log(`connections: measuring idle CPU for ${settings.idleMs / 1000} s (heartbeat every ${settings.heartbeatMs / 1000} s)`);
-  const framesBefore = await countFrames(holders);
+  const framesBefore = await countHolders(holders);
   const idleCpuMsPerSecond = await cpuOver(cluster, settings.idleMs);
-  const framesAfter = await countFrames(holders);
+  const framesAfter = await countHolders(holders);
   const heartbeats = framesAfter.heartbeats - framesBefore.heartbeats;
   const extraMs = ((idleCpuMsPerSecond - baselineCpuMsPerSecond) * settings.idleMs) / 1000;
   const cpuUsPerHeartbeat = heartbeats === 0 ? Number.NaN : (extraMs * 1000) / heartbeats;
