@@ -601,7 +601,13 @@ export function createStream(deps: StreamDeps): Stream {
       const all = [...sessions];
       const closed = all.map((s) => (s.ws.readyState === WebSocket.CLOSED ? Promise.resolve() : once(s.ws, 'close').then(() => undefined)));
       for (let i = 0; i < all.length; i += config.shutdownCloseBatch) {
-        for (const session of all.slice(i, i + config.shutdownCloseBatch)) session.close(CloseCode.serverRestarting, 'server restarting');
+        for (const session of all.slice(i, i + config.shutdownCloseBatch)) {
+          session.close(CloseCode.serverRestarting, 'server restarting');
+          // The close frame went to the kernel whole, so the device gets its 4000 (the code of the first close
+          // frame a peer receives, RFC 6455 §7.1.5) whether or not the exchange completes. Cutting the socket now
+          // spares a read, a parse and a shutdown per device on its answer: most of a restart's time at 15,000.
+          if (session.raw.writableLength === 0) session.ws.terminate();
+        }
         await new Promise((resolve) => setImmediate(resolve));
       }
       const force = setTimeout(() => {

@@ -2,11 +2,14 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { once } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { pino } from 'pino';
 import { createServer, resolveConfig, type ConfigInput } from '../../server/src/index.js';
 import { hashToken } from '../../server/src/auth.js';
+import { defaults } from '../../server/src/defaults.js';
 import { TestClient, deviceFor, publish, startServer, tempDir, type TestServer } from '../helpers.js';
 
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -60,6 +63,41 @@ describe('operations', () => {
     cleanups.push(() => again.close());
     const inbox = await again.api<{ items: { id: string }[] }>('GET', '/v1/inbox', { token });
     expect(inbox.body.items.map((i) => i.id)).toEqual([accepted.body.id]);
+  });
+
+  it('cuts each socket once its 4000 close frame is out, without waiting for the client to answer', async () => {
+    const t = await server();
+    const { token } = await deviceFor(t, 'alice');
+    // A client that completes the upgrade and then never sends a byte, not even its own close frame.
+    const socket = connect({ host: '127.0.0.1', port: Number(new URL(t.url).port) });
+    cleanups.push(() => Promise.resolve(socket.destroy()));
+    let received = Buffer.alloc(0);
+    socket.on('data', (chunk: Buffer) => (received = Buffer.concat([received, chunk])));
+    const ended = once(socket, 'end');
+    await once(socket, 'connect');
+    socket.write(
+      `GET /v1/stream HTTP/1.1\r\nHost: herald\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n` +
+        `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nAuthorization: Bearer ${token}\r\n\r\n`,
+    );
+    while (!received.includes('\r\n\r\n')) await once(socket, 'data');
+    expect(received.toString('latin1')).toMatch(/^HTTP\/1\.1 101 /);
+    const headerEnd = received.indexOf('\r\n\r\n') + 4;
+
+    // A grace far beyond the test's timeout: close() can only finish because the socket is cut at once.
+    const grace = defaults.shutdownCloseGraceMs;
+    (defaults as { shutdownCloseGraceMs: number }).shutdownCloseGraceMs = 3_600_000;
+    try {
+      await t.server.close();
+    } finally {
+      (defaults as { shutdownCloseGraceMs: number }).shutdownCloseGraceMs = grace;
+    }
+    await ended;
+    const frame = received.subarray(headerEnd);
+    // FIN + close opcode, an unmasked payload of the code and the reason, and nothing after it.
+    expect(frame[0]).toBe(0x88);
+    expect(frame[1]).toBe(2 + 'server restarting'.length);
+    expect(frame.readUInt16BE(2)).toBe(4000);
+    expect(frame.subarray(4).toString()).toBe('server restarting');
   });
 
   it('writes a 0600 admin token on first start when none is configured', async () => {
