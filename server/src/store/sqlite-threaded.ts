@@ -70,8 +70,18 @@ function spawnWorker(workerData: WorkerData): Worker {
 export async function openThreadedSqliteStore(options: SqliteStoreOptions): Promise<Store> {
   // Opening here first creates or migrates the schema before the writer starts, so the two never race for it.
   const reader = openSqliteStore(options);
-  const worker = await startWorker({ role: 'writer', options: { ...options, walAutocheckpointPages: defaults.writerCheckpointPages } });
-  const checkpointer = await startWorker({ role: 'checkpointer', options, intervalMs: defaults.checkpointIntervalMs });
+  // Both threads start at once: a restart keeps the port closed while they load.
+  const [writing, checkpointing] = await Promise.allSettled([
+    startWorker({ role: 'writer', options: { ...options, walAutocheckpointPages: defaults.writerCheckpointPages } }),
+    startWorker({ role: 'checkpointer', options, intervalMs: defaults.checkpointIntervalMs }),
+  ]);
+  if (writing.status === 'rejected' || checkpointing.status === 'rejected') {
+    for (const thread of [writing, checkpointing]) if (thread.status === 'fulfilled') await thread.value.terminate();
+    await reader.close();
+    throw (writing.status === 'rejected' ? writing : (checkpointing as PromiseRejectedResult)).reason as Error;
+  }
+  const worker = writing.value;
+  const checkpointer = checkpointing.value;
 
   const pending = new Map<number, { resolve: (value: unknown) => void; reject: (error: Error) => void }>();
   let nextId = 1;
