@@ -1,10 +1,11 @@
-import { createHash, randomBytes, scrypt, timingSafeEqual, webcrypto } from 'node:crypto';
+import { createHash, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
 import { promisify } from 'node:util';
 import type { IncomingMessage } from 'node:http';
 import { createRemoteJWKSet, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import { userName } from '@herald/protocol';
 import type { Config } from './config.js';
 import { defaults } from './defaults.js';
+import { verifyHs256 } from './jwt-hs256.js';
 import type { Store, TokenRecord } from './store/store.js';
 
 const scryptAsync = promisify(scrypt) as (password: string, salt: Buffer, keylen: number) => Promise<Buffer>;
@@ -67,15 +68,11 @@ export class AuthService {
   /** The last token hashed on each keep-alive connection; gone with the connection. */
   readonly #connectionHashes = new WeakMap<object, { token: string; hash: string }>();
   readonly #adminHash: Buffer | undefined;
-  /**
-   * The HS256 secret, imported into WebCrypto once (given raw bytes, jose imports them again on every
-   * verification, which was a fifth of a handshake's CPU), or the JWKS key lookup.
-   */
-  readonly #jwtKey: Promise<webcrypto.CryptoKey> | JWTVerifyGetKey | undefined;
+  /** The HS256 secret's bytes (verified with node:crypto, jwt-hs256.ts), or the JWKS key lookup (verified by jose). */
+  readonly #jwtKey: Buffer | JWTVerifyGetKey | undefined;
   /**
    * JWTs whose signature and claims were verified, by the token itself, oldest first: a device reconnects with the
-   * same JWT until it expires, and a reconnect storm would otherwise verify each one again (WebCrypto's HMAC cost
-   * 150 µs of a 300 µs handshake here). An entry still checks `exp` and `nbf` on use, and is kept at most
+   * same JWT until it expires, and a reconnect storm would otherwise verify each one again. An entry still checks `exp` and `nbf` on use, and is kept at most
    * `jwtCacheTtlMs`, so a key removed from the JWKS stops working within that time.
    */
   readonly #verifiedJwts = new Map<string, { sub: string | undefined; exp: number | undefined; nbf: number | undefined; until: number }>();
@@ -87,12 +84,7 @@ export class AuthService {
   ) {
     this.#adminHash = config.adminToken === undefined ? undefined : Buffer.from(hashToken(config.adminToken), 'hex');
     const jwt = config.jwt;
-    if (jwt?.secret !== undefined) {
-      const hmac = webcrypto.subtle.importKey('raw', new TextEncoder().encode(jwt.secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['verify']);
-      // Never unhandled: a failure (it cannot fail for bytes) surfaces at the first verification instead.
-      hmac.catch(() => undefined);
-      this.#jwtKey = hmac;
-    }
+    if (jwt?.secret !== undefined) this.#jwtKey = Buffer.from(jwt.secret, 'utf8');
     else if (jwt?.jwksUrl !== undefined) this.#jwtKey = createRemoteJWKSet(new URL(jwt.jwksUrl));
   }
 
@@ -147,18 +139,17 @@ export class AuthService {
     }
     const key = this.#jwtKey;
     if (key === undefined) return undefined;
-    const options = {
-      algorithms: key instanceof Promise ? ['HS256'] : ['RS256', 'ES256', 'EdDSA', 'PS256'],
-      issuer: this.config.jwt?.issuer,
-      audience: this.config.jwt?.audience,
-      currentDate: new Date(now),
-    };
-    let payload: JWTPayload;
-    try {
-      ({ payload } = key instanceof Promise ? await jwtVerify(token, await key, options) : await jwtVerify(token, key, options));
-    } catch {
-      return undefined;
+    const checks = { issuer: this.config.jwt?.issuer, audience: this.config.jwt?.audience };
+    let payload: JWTPayload | undefined;
+    if (Buffer.isBuffer(key)) payload = verifyHs256(token, key, { ...checks, now });
+    else {
+      try {
+        ({ payload } = await jwtVerify(token, key, { ...checks, algorithms: ['RS256', 'ES256', 'EdDSA', 'PS256'], currentDate: new Date(now) }));
+      } catch {
+        return undefined;
+      }
     }
+    if (payload === undefined) return undefined;
     this.#verifiedJwts.delete(token);
     this.#verifiedJwts.set(token, { sub: payload.sub, exp: payload.exp, nbf: payload.nbf, until: now + defaults.jwtCacheTtlMs });
     if (this.#verifiedJwts.size > defaults.jwtCacheMax) this.#verifiedJwts.delete(this.#verifiedJwts.keys().next().value as string);
