@@ -72,8 +72,9 @@ export class AuthService {
   readonly #jwtKey: Buffer | JWTVerifyGetKey | undefined;
   /**
    * JWTs whose signature and claims were verified, by the token itself, oldest first: a device reconnects with the
-   * same JWT until it expires, and a reconnect storm would otherwise verify each one again. An entry still checks `exp` and `nbf` on use, and is kept at most
-   * `jwtCacheTtlMs`, so a key removed from the JWKS stops working within that time.
+   * same JWT until it expires, and a reconnect storm would otherwise verify each one again. An entry still checks
+   * `exp` and `nbf` on use, and is kept at most `jwtCacheTtlMs`, so a key removed from the JWKS stops working within
+   * that time.
    */
   readonly #verifiedJwts = new Map<string, { sub: string | undefined; exp: number | undefined; nbf: number | undefined; until: number }>();
 
