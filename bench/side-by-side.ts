@@ -230,7 +230,7 @@ export function peersMarkdown(section: PeersSection): string {
     out.push('');
     out.push(
       table(
-        ['devices', 'SIGTERM → all resumed', 'resumed p50', 'SIGTERM → listening again', 'lost', 'duplicates', 'event-loop lag p99', 'lag max', 'refused (503)', 'server CPU per device'],
+        ['devices', 'SIGTERM → all resumed', 'resumed p50', 'SIGTERM → listening again', 'lost', 'duplicates', 'event-loop lag p99', 'lag max', 'refused (503)', 'server CPU per device', 'generator CPU per device'],
         [[
           thousands(runs[0]?.devices ?? 0),
           show(resume, 0, ' ms'),
@@ -242,6 +242,7 @@ export function peersMarkdown(section: PeersSection): string {
           show(pick((r) => r.lag.max), 0, ' ms'),
           show(pick((r) => r.refused.overloaded)),
           show(pick((r) => r.cpu.serverMsPerDevice), 2, ' ms'),
+          show(pick((r) => r.cpu.holdersMsPerDevice), 2, ' ms'),
         ]],
       ),
     );

@@ -103,8 +103,11 @@ export interface StormResult {
    * `hello` late; past the server's `liveOnlyAfterMs` (2 s) that meets a live-only session (see errorFrames).
    */
   holderLagMax: number;
-  /** CPU from the replacement's listen until every device was back: server and holders, percent of one core, and server CPU ms per device. */
-  cpu: { serverPercent: number; holdersPercent: number; serverMsPerDevice: number };
+  /**
+   * CPU from the replacement's listen until every device was back: server and holders (the load generator, whose CPU
+   * on two shared cores is CPU the server did not get), percent of one core and ms per device.
+   */
+  cpu: { serverPercent: number; holdersPercent: number; serverMsPerDevice: number; holdersMsPerDevice: number };
   /** `error` frames the devices got, by code. */
   errorFrames: Record<string, number>;
   /** Problems the devices reported (error frames, sign-outs, listener errors): the first few. */
@@ -493,6 +496,7 @@ export async function runStorm(settings: StormSettings, log: (line: string) => v
         serverPercent: Math.round((serverCpuMs / windowMs) * 100),
         holdersPercent: Math.round((holderCpuMs / windowMs) * 100),
         serverMsPerDevice: Math.round((serverCpuMs / settings.devices) * 1000) / 1000,
+        holdersMsPerDevice: Math.round((holderCpuMs / settings.devices) * 1000) / 1000,
       },
       errorFrames: countCodes(reports.flatMap((r) => r.errors)),
       problems: problems.slice(0, 10),
