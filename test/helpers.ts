@@ -34,11 +34,14 @@ function scaleOutBackend(data: string, overrides: ConfigInput): ConfigInput {
   return { storeUrl: 'postgres://postgres@127.0.0.1:5432/test', storeSchema: `${testSchemaPrefix()}${id}`, redisUrl: 'redis://127.0.0.1:6379', redisPrefix: `herald-test-${id}:` };
 }
 
-/** A real server on port 0 with its own SQLite file; rate limits off unless the test sets them. */
+/**
+ * A real server on port 0 with its own SQLite file; rate limits and admission control off unless the test sets them
+ * (a test that opens 1,000 sockets at once on a busy CI machine would otherwise meet 503 `overloaded`).
+ */
 export async function startServer(overrides: ConfigInput = {}, deps: Partial<ServerDeps> = {}): Promise<TestServer> {
   const data = overrides.data ?? tempDir();
   const adminToken = 'test-admin-token-' + 'x'.repeat(32);
-  const config = resolveConfig({ port: 0, data, adminToken, logLevel: 'silent', rateLimits: false, ...scaleOutBackend(data, overrides), ...overrides });
+  const config = resolveConfig({ port: 0, data, adminToken, logLevel: 'silent', rateLimits: false, admission: false, ...scaleOutBackend(data, overrides), ...overrides });
   const server = await createServer(config, { logger: pino({ level: 'silent' }), ...deps });
   const { url } = await server.listen();
   const api = async <T>(method: string, path: string, options: { token?: string; body?: unknown; headers?: Record<string, string> } = {}) => {
