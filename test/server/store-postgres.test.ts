@@ -76,6 +76,29 @@ describe('postgres store on several nodes', () => {
     await expect(openPostgresStore({ url, schema })).rejects.toThrow(/version 99/);
   });
 
+  it('upgrades a version 1 schema: the inbox loses its foreign keys, users get half-full pages, and the data stays', async () => {
+    const first = await node();
+    const alice = await first.createUser('alice', null, 1);
+    const outcome = await first.publish({ id: 'n-1', request: { to: { users: ['alice'] }, title: 'kept' }, publisher: 'app', now: 2 });
+    expect(outcome.ok).toBe(true);
+    // Back to version 1 as it was created: the foreign keys, default pages, one migration recorded.
+    const S = pg.escapeIdentifier(schema);
+    await admin.query(`ALTER TABLE ${S}.inbox ADD CONSTRAINT inbox_user_id_fkey FOREIGN KEY (user_id) REFERENCES ${S}.users(id) ON DELETE CASCADE,
+                         ADD CONSTRAINT inbox_nid_fkey FOREIGN KEY (nid) REFERENCES ${S}.notifications(nid)`);
+    await admin.query(`ALTER TABLE ${S}.users RESET (fillfactor)`);
+    await admin.query(`DELETE FROM ${S}.herald_migrations WHERE version > 1`);
+    const constraints = `SELECT count(*) FROM pg_constraint WHERE conrelid = '${S}.inbox'::regclass AND contype = 'f'`;
+    expect(await countIn(schema, constraints)).toBe(2);
+
+    const upgraded = await node();
+    expect(await countIn(schema, 'SELECT count(*) FROM herald_migrations')).toBe(postgresSchemaVersion);
+    expect(await countIn(schema, constraints)).toBe(0);
+    const { rows } = await admin.query<{ reloptions: string[] }>(`SELECT reloptions FROM pg_class WHERE oid = '${S}.users'::regclass`);
+    expect(rows[0]?.reloptions).toEqual(['fillfactor=50']);
+    const page = await upgraded.replay(alice?.id ?? 0, 0, 10, 3);
+    expect(page.items.map((item) => item.notification.title)).toEqual(['kept']);
+  });
+
   it('rejects contradictory options before connecting', async () => {
     await expect(openPostgresStore({ url, schema, groupCommitMax: 0 })).rejects.toThrow(RangeError);
     await expect(openPostgresStore({ url, schema, groupCommitMax: 1.5 })).rejects.toThrow(RangeError);
