@@ -123,6 +123,11 @@ export const defaults = {
   redisChannelsPerCommand: 10_000,
   /** Milliseconds a broker ping waits for Redis before reporting it unhealthy (`/readyz`). */
   redisPingTimeoutMs: 1_000,
+  /**
+   * Recipients from which a notification crosses Redis as one message to every node instead of one per user (count).
+   * Below it, per-user channels reach only the nodes concerned; above it, one message beats many.
+   */
+  redisFanoutMin: 64,
 
   /** Queue the RabbitMQ consumer reads when `amqpUrl` is set. Dotted, like RabbitMQ's own names. */
   amqpQueue: 'herald.notifications',

@@ -55,13 +55,8 @@ export function notificationFrame(seq: number, read: boolean, topic: string | nu
 export function createFanout(broker: Broker, metrics: Metrics): (fanout: Fanout) => void {
   return ({ notification, deliveries, shared = sharedFields(notification) }) => {
     if (deliveries.length === 0) return;
-    const messages: UserMessage[] = deliveries.map((d) => ({
-      user: d.user,
-      seq: d.seq,
-      frame: notificationFrame(d.seq, false, d.topic, shared),
-    }));
-    broker.publish(messages);
-    metrics.fanouts.inc(messages.length);
+    broker.publishNotification({ shared, deliveries });
+    metrics.fanouts.inc(deliveries.length);
   };
 }
 

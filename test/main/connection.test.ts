@@ -7,7 +7,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { ConnectionState, ServerFrame } from '@herald/protocol';
 import { createConnection, type Connection, type ConnectionOptions, type Delivery, type Disconnect, type Synced, type Timers, type Welcome } from '../../main/connection.js';
 import { memoryCursor, openCursorStore } from '../../main/cursor.js';
-import type { BrokerFactory, UserMessage } from '../../server/src/broker/broker.js';
+import { userMessages, type BrokerFactory, type UserMessage } from '../../server/src/broker/broker.js';
 import { createMemoryBroker } from '../../server/src/broker/memory.js';
 import { CliProcess, freshApi as api } from '../cli-process.js';
 import { TestClient, deviceFor, publish, startServer, tempDir, type TestServer } from '../helpers.js';
@@ -874,6 +874,9 @@ function droppingBroker(drop: (message: UserMessage) => boolean): BrokerFactory 
       ...inner,
       publish(messages) {
         inner.publish(messages.filter((message) => !drop(message)));
+      },
+      publishNotification(message) {
+        this.publish(userMessages(message));
       },
     };
   };

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Cluster, Redis } from 'ioredis';
-import type { ControlEvent, UserMessage } from '../../server/src/broker/broker.js';
+import { userMessages, type ControlEvent, type NotificationMessage, type UserMessage } from '../../server/src/broker/broker.js';
 import { createRedisBroker, keySlot, type RedisBroker, type RedisBrokerOptions } from '../../server/src/broker/redis.js';
 import { freePort, RedisProcess } from '../redis-process.js';
 
@@ -117,9 +117,45 @@ describe('Redis broker', () => {
     expect(b.controls).toEqual([{ type: 'revoke', tokenId: 'tok-1' }]);
   });
 
+  it('sends a notification to many users as one message, and each node delivers its own users, in order with per-user messages', async () => {
+    const [a, b] = twoNodes();
+    const users = Array.from({ length: 100 }, (_, i) => i + 1);
+    await Promise.all(users.map((user) => (user <= 50 ? a : b).broker.subscribe(user)));
+    const notification: NotificationMessage = {
+      shared: ',"id":"n1","title":"Deploy","body":"done"}',
+      deliveries: users.map((user) => ({ user, seq: user + 1, topic: user % 2 === 0 ? 'deploys' : null })),
+    };
+    const before = users.map((user) => ({ user, seq: user, frame: frame(user, user) }));
+    await admin.config('RESETSTAT');
+    a.broker.publish(before);
+    a.broker.publishNotification(notification);
+    a.broker.publish([{ user: 100, seq: 102, frame: frame(100, 102) }]);
+    await Promise.all([a.until(() => a.messages.length === 100), b.until(() => b.messages.at(-1)?.seq === 102)]);
+    const expected = userMessages(notification);
+    expect(a.messages).toEqual([...before.slice(0, 50), ...expected.slice(0, 50)]);
+    expect(b.messages).toEqual([...before.slice(50), ...expected.slice(50), { user: 100, seq: 102, frame: frame(100, 102) }]);
+    expect(JSON.parse(b.messages[51]?.frame ?? '')).toEqual({ type: 'notification', seq: 53, read: false, topic: 'deploys', id: 'n1', title: 'Deploy', body: 'done' });
+    // 100 + 1 per-user messages and one for the notification's 100 recipients.
+    expect(await admin.info('commandstats')).toMatch(/cmdstat_publish:calls=102,/);
+    expect(a.broker.stats()).toMatchObject({ published: 201, received: 100, dropped: 0 });
+    expect(b.broker.stats()).toMatchObject({ published: 0, received: 101, dropped: 0 });
+  });
+
+  it('sends a notification to fewer than fanoutMin users on their own channels', async () => {
+    const [a, b] = twoNodes({ fanoutMin: 4 });
+    await Promise.all([b.broker.subscribe(1), b.broker.subscribe(2), b.broker.subscribe(3)]);
+    await admin.config('RESETSTAT');
+    const notification: NotificationMessage = { shared: ',"id":"n2","title":"t"}', deliveries: [1, 2, 3].map((user) => ({ user, seq: 1, topic: null })) };
+    a.broker.publishNotification(notification);
+    await b.until(() => b.messages.length === 3);
+    expect(b.messages).toEqual(userMessages(notification));
+    expect(await admin.info('commandstats')).toMatch(/cmdstat_publish:calls=3,/);
+  });
+
   it('batches 1,000 subscribes made in one turn into one SUBSCRIBE', async () => {
     const [a, b, prefix] = twoNodes();
-    await b.broker.subscribe(100_000);
+    // Each node's first SUBSCRIBE (its shared channels) is confirmed before the count starts.
+    await Promise.all([a.broker.subscribe(100_001), b.broker.subscribe(100_000)]);
     await admin.config('RESETSTAT');
     const users = Array.from({ length: 1000 }, (_, i) => i + 1);
     await Promise.all(users.map((user) => b.broker.subscribe(user)));
@@ -135,7 +171,7 @@ describe('Redis broker', () => {
     await b.broker.subscribe(200_000);
     const after = await admin.info('commandstats');
     expect(after).toMatch(/cmdstat_unsubscribe:calls=1,/);
-    expect((await admin.pubsub('CHANNELS', `${prefix}user:*`)).sort()).toEqual([`${prefix}user:100000`, `${prefix}user:200000`]);
+    expect((await admin.pubsub('CHANNELS', `${prefix}user:*`)).sort()).toEqual([`${prefix}user:100000`, `${prefix}user:100001`, `${prefix}user:200000`]);
   });
 
   it('a subscribe and unsubscribe of one user in the same turn cancel out', async () => {
@@ -157,12 +193,29 @@ describe('Redis broker', () => {
     for (const payload of garbage) await admin.publish(user1, payload);
     const badControl = ['{', '{"type":"nope"}', '{"type":"revoke"}', 'null', ''];
     for (const payload of badControl) await admin.publish(`${prefix}control`, payload);
+    const good = { sentAt: 1, shared: ',"id":"x"}', users: [1], seqs: [3] };
+    const badFanout = [
+      '',
+      'null',
+      '[]',
+      JSON.stringify({ ...good, sentAt: -1 }),
+      JSON.stringify({ ...good, shared: '{"id":"x"}' }),
+      JSON.stringify({ ...good, shared: ',"id":"x"' }),
+      JSON.stringify({ ...good, users: [1, 2] }),
+      JSON.stringify({ ...good, users: [0] }),
+      JSON.stringify({ ...good, seqs: ['3'] }),
+      JSON.stringify({ ...good, seqs: [1.5] }),
+      JSON.stringify({ ...good, topics: [] }),
+      JSON.stringify({ ...good, topics: [7] }),
+      JSON.stringify({ ...good, users: 'all' }),
+    ];
+    for (const payload of badFanout) await admin.publish(`${prefix}fanout`, payload);
     await admin.publish(user1, Buffer.from([0xff, 0xfe, 0x00]));
     await admin.publish(user1, `1:7:${Date.now()}:${frame(1, 7)}`);
     await b.until(() => b.messages.length === 1);
     expect(b.messages).toEqual([{ user: 1, seq: 7, frame: frame(1, 7) }]);
     expect(b.controls).toEqual([]);
-    expect(b.broker.stats()).toMatchObject({ received: 1, dropped: garbage.length + badControl.length + 1 });
+    expect(b.broker.stats()).toMatchObject({ received: 1, dropped: garbage.length + badControl.length + badFanout.length + 1 });
   });
 
   it('reports health with ping and rejects subscribes after close', async () => {

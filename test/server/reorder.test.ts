@@ -3,7 +3,7 @@
  * order) reach the device in seq order; one the broker dropped leaves a gap after a short wait.
  */
 import { afterEach, expect, it } from 'vitest';
-import type { BrokerFactory, UserMessage } from '../../server/src/broker/broker.js';
+import { userMessages, type BrokerFactory, type UserMessage } from '../../server/src/broker/broker.js';
 import { createMemoryBroker } from '../../server/src/broker/memory.js';
 import { TestClient, deviceFor, publish, startServer, type TestServer } from '../helpers.js';
 
@@ -23,6 +23,9 @@ function crossingBroker(late: Set<number>, lost: Set<number>): BrokerFactory {
         const now = messages.filter((m) => !late.has(m.seq) && !lost.has(m.seq));
         inner.publish([...now, ...waiting]);
         waiting = messages.filter((m) => late.has(m.seq));
+      },
+      publishNotification(message) {
+        this.publish(userMessages(message));
       },
     };
   };

@@ -1,8 +1,27 @@
+import { notificationFrame } from '../fanout.js';
+import type { Delivery } from '../store/store.js';
+
 /** A frame for every live connection of one user. `seq` is set on notification frames (for de-duplication). */
 export interface UserMessage {
   user: number;
   seq: number;
   frame: string;
+}
+
+/**
+ * One notification for each of its recipients: the frame's shared part once (fanout.ts `sharedFields`) and each
+ * recipient's seq and topic. A broadcast travels between nodes this way, not as one frame per user.
+ */
+export interface NotificationMessage {
+  shared: string;
+  deliveries: Delivery[];
+}
+
+/** The recipients' own frames, for those `wanted` (default: all). */
+export function userMessages({ shared, deliveries }: NotificationMessage, wanted: (user: number) => boolean = () => true): UserMessage[] {
+  const messages: UserMessage[] = [];
+  for (const d of deliveries) if (wanted(d.user)) messages.push({ user: d.user, seq: d.seq, frame: notificationFrame(d.seq, false, d.topic, shared) });
+  return messages;
 }
 
 /** Node-wide events: every node acts on them, whoever its users are. */
@@ -38,6 +57,8 @@ export interface Broker {
   unsubscribe(user: number): void;
   /** Publishes without waiting; order per user is kept. */
   publish(messages: UserMessage[]): void;
+  /** Publishes a new notification to its recipients, in order with `publish` per user. */
+  publishNotification(message: NotificationMessage): void;
   publishControl(event: ControlEvent): void;
   ping(): Promise<boolean>;
   close(): Promise<void>;

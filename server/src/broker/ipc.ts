@@ -7,17 +7,20 @@
  * Like Redis Pub/Sub it may drop messages (a worker restarting), and devices recover by cursor as they do there.
  */
 import type { Worker } from 'node:cluster';
-import type { Broker, BrokerHandlers, BrokerStats, ControlEvent, UserMessage } from './broker.js';
+import { userMessages, type Broker, type BrokerHandlers, type BrokerStats, type ControlEvent, type NotificationMessage, type UserMessage } from './broker.js';
 
 /** What a worker sends to the primary. Every message carries `herald` so other IPC traffic passes untouched. */
 type ToPrimary =
   | { herald: 'subscribe'; id: number; users: number[] }
   | { herald: 'unsubscribe'; users: number[] }
-  | { herald: 'publish'; messages: UserMessage[]; sentAt: number }
+  | Publish
   | { herald: 'control'; event: ControlEvent };
 
+/** User messages, or a notification with its shared part once; the primary forwards each worker its own users' part. */
+type Publish = { herald: 'publish'; messages: UserMessage[]; sentAt: number } | ({ herald: 'notification'; sentAt: number } & NotificationMessage);
+
 /** What the primary sends to a worker. */
-type ToWorker = { herald: 'subscribed'; id: number } | { herald: 'publish'; messages: UserMessage[]; sentAt: number } | { herald: 'control'; event: ControlEvent };
+type ToWorker = { herald: 'subscribed'; id: number } | Publish | { herald: 'control'; event: ControlEvent };
 
 /** The IPC endpoint of a worker: `process` in a cluster worker. */
 export interface IpcChannel {
@@ -66,10 +69,10 @@ export function createIpcBroker(channel: IpcChannel = process as unknown as IpcC
       if (m.herald === 'subscribed') {
         for (const confirm of waiting.get(m.id) ?? []) confirm();
         waiting.delete(m.id);
-      } else if (m.herald === 'publish') {
+      } else if (m.herald === 'publish' || m.herald === 'notification') {
         const lag = Date.now() - m.sentAt;
-        for (const item of m.messages) {
-          if (!users.has(item.user)) continue;
+        const own = m.herald === 'publish' ? m.messages.filter((item) => users.has(item.user)) : userMessages(m, (user) => users.has(user));
+        for (const item of own) {
           stats.received++;
           handlers.lag?.(lag);
           handlers.message(item);
@@ -98,6 +101,11 @@ export function createIpcBroker(channel: IpcChannel = process as unknown as IpcC
         for (const message of messages) if (users.has(message.user)) handlers.message(message);
         stats.published += messages.length;
         channel.send({ herald: 'publish', messages, sentAt: Date.now() });
+      },
+      publishNotification(message) {
+        for (const own of userMessages(message, (user) => users.has(user))) handlers.message(own);
+        stats.published += message.deliveries.length;
+        channel.send({ herald: 'notification', ...message, sentAt: Date.now() });
       },
       publishControl(event) {
         handlers.control(event);
@@ -131,6 +139,20 @@ export function createIpcRelay() {
     if (set.size === 0) subscribers.delete(user);
   }
 
+  /** One list per destination worker other than `from`, holding only its users' items. */
+  function byWorker<T extends { user: number }>(from: Worker, items: T[]): Map<Worker, T[]> {
+    const batches = new Map<Worker, T[]>();
+    for (const item of items) {
+      for (const worker of subscribers.get(item.user) ?? []) {
+        if (worker === from) continue;
+        const batch = batches.get(worker);
+        if (batch) batch.push(item);
+        else batches.set(worker, [item]);
+      }
+    }
+    return batches;
+  }
+
   function relay(from: Worker, message: ToPrimary): void {
     switch (message.herald) {
       case 'subscribe':
@@ -144,20 +166,14 @@ export function createIpcRelay() {
       case 'unsubscribe':
         for (const user of message.users) drop(from, user);
         return;
-      case 'publish': {
-        // One message per destination worker, holding only its users.
-        const batches = new Map<Worker, UserMessage[]>();
-        for (const item of message.messages) {
-          for (const worker of subscribers.get(item.user) ?? []) {
-            if (worker === from) continue;
-            const batch = batches.get(worker);
-            if (batch) batch.push(item);
-            else batches.set(worker, [item]);
-          }
-        }
-        for (const [worker, messages] of batches) send(worker, { herald: 'publish', messages, sentAt: message.sentAt });
+      case 'publish':
+        for (const [worker, messages] of byWorker(from, message.messages)) send(worker, { herald: 'publish', messages, sentAt: message.sentAt });
         return;
-      }
+      case 'notification':
+        for (const [worker, deliveries] of byWorker(from, message.deliveries)) {
+          send(worker, { herald: 'notification', shared: message.shared, deliveries, sentAt: message.sentAt });
+        }
+        return;
       case 'control':
         for (const worker of workers) if (worker !== from) send(worker, message);
         return;

@@ -1,4 +1,4 @@
-import type { Broker, BrokerHandlers, ControlEvent, UserMessage } from './broker.js';
+import { userMessages, type Broker, type BrokerHandlers, type ControlEvent, type UserMessage } from './broker.js';
 
 /** The single-node broker: delivery is a synchronous call into this node's hub. */
 export function createMemoryBroker(handlers: BrokerHandlers): Broker {
@@ -13,6 +13,9 @@ export function createMemoryBroker(handlers: BrokerHandlers): Broker {
     },
     publish(messages: UserMessage[]): void {
       for (const message of messages) if (subscribed.has(message.user)) handlers.message(message);
+    },
+    publishNotification(message): void {
+      for (const own of userMessages(message, (user) => subscribed.has(user))) handlers.message(own);
     },
     publishControl(event: ControlEvent): void {
       handlers.control(event);

@@ -1,8 +1,11 @@
 /**
  * Redis Pub/Sub broker: live fan-out between Herald nodes.
  *
- * - A node subscribes only to `<prefix>user:<id>` for users with a connection on it, plus one
- *   `<prefix>control` channel that every node subscribes to (token revocation and the like).
+ * - A node subscribes only to `<prefix>user:<id>` for users with a connection on it, plus two channels that
+ *   every node subscribes to: `<prefix>control` (token revocation and the like) and `<prefix>fanout`.
+ * - A notification to {@link RedisBrokerOptions.fanoutMin} users or more (a broadcast, a big topic) is one message
+ *   on `<prefix>fanout`: its shared JSON once and each recipient's seq. Every node picks out its own users, so a
+ *   broadcast to 100,000 users is a handful of messages instead of 100,000.
  * - SUBSCRIBE/UNSUBSCRIBE calls made within one event-loop turn go out as one command per
  *   {@link maxChannelsPerCommand} channels, so a mass reconnect costs a handful of round trips.
  * - Publishes use a separate connection with auto-pipelining: the publishes of one turn are one write,
@@ -22,7 +25,7 @@
  */
 import { Cluster, Redis } from 'ioredis';
 import { z } from 'zod';
-import type { Broker, BrokerHandlers, BrokerStats, ControlEvent, UserMessage } from './broker.js';
+import { userMessages, type Broker, type BrokerHandlers, type BrokerStats, type ControlEvent, type NotificationMessage, type UserMessage } from './broker.js';
 import { defaults } from '../defaults.js';
 
 export interface RedisBrokerOptions {
@@ -34,6 +37,8 @@ export interface RedisBrokerOptions {
   sharded?: boolean;
   /** Most channels named in one SUBSCRIBE/UNSUBSCRIBE command. Default 10,000: a few hundred KB per command. */
   maxChannelsPerCommand?: number;
+  /** Recipients from which a notification goes out on the fan-out channel instead of per user (count). Default 64. */
+  fanoutMin?: number;
   /** How long `ping()` waits for both connections (also while they reconnect) before reporting unhealthy, in ms. Default 1,000. */
   pingTimeoutMs?: number;
   /** Called with every connection error (refused, reset, …); ioredis keeps reconnecting by itself. */
@@ -71,6 +76,8 @@ export function createRedisBroker(options: RedisBrokerOptions): (handlers: Broke
 class RedisPubSubBroker implements RedisBroker {
   readonly #prefix: string;
   readonly #control: string;
+  readonly #fanout: string;
+  readonly #fanoutMin: number;
   readonly #sharded: boolean;
   readonly #maxChannels: number;
   readonly #pingTimeoutMs: number;
@@ -93,6 +100,8 @@ class RedisPubSubBroker implements RedisBroker {
   ) {
     this.#prefix = options.prefix ?? defaults.redisPrefix;
     this.#control = this.#prefix + 'control';
+    this.#fanout = this.#prefix + 'fanout';
+    this.#fanoutMin = options.fanoutMin ?? defaults.redisFanoutMin;
     this.#sharded = options.sharded ?? false;
     this.#maxChannels = maxChannels;
     this.#pingTimeoutMs = options.pingTimeoutMs ?? defaults.redisPingTimeoutMs;
@@ -182,6 +191,16 @@ class RedisPubSubBroker implements RedisBroker {
     }
   }
 
+  publishNotification(message: NotificationMessage): void {
+    const count = message.deliveries.length;
+    if (count < this.#fanoutMin) {
+      this.publish(userMessages(message));
+      return;
+    }
+    this.#stats.published += count;
+    this.#pub.publish(this.#fanout, encodeNotification(message, Date.now())).catch(() => (this.#stats.dropped += count));
+  }
+
   publishControl(event: ControlEvent): void {
     this.#pub.publish(this.#control, JSON.stringify(event)).catch((error: unknown) => {
       this.#stats.dropped++;
@@ -239,7 +258,7 @@ class RedisPubSubBroker implements RedisBroker {
     if (this.#sharded && !this.#readyOnce) return;
     if (this.#controlPending) {
       this.#controlPending = false;
-      this.#sub.subscribe([this.#control]).catch((error: unknown) => this.options.onError?.(toError(error)));
+      this.#sub.subscribe([this.#control, this.#fanout]).catch((error: unknown) => this.options.onError?.(toError(error)));
     }
     const unsubscribe = [...this.#toUnsubscribe];
     this.#toUnsubscribe.clear();
@@ -288,20 +307,69 @@ class RedisPubSubBroker implements RedisBroker {
       this.handlers.control(event);
       return;
     }
+    if (channel === this.#fanout) {
+      const decoded = decodeNotification(payload);
+      if (!decoded) {
+        this.#stats.dropped++;
+        return;
+      }
+      const own = userMessages(decoded.message, (user) => this.#users.has(user));
+      if (own.length > 0) this.handlers.lag?.(Date.now() - decoded.sentAt);
+      for (const message of own) this.#deliver(message);
+      return;
+    }
     const decoded = decode(payload);
     // A late message for a user unsubscribed meanwhile, or one sent to the wrong channel, is not delivered.
     if (!decoded || channel !== this.#channel(decoded.message.user) || !this.#users.has(decoded.message.user)) {
       this.#stats.dropped++;
       return;
     }
-    this.#stats.received++;
     this.handlers.lag?.(Date.now() - decoded.sentAt);
+    this.#deliver(decoded.message);
+  }
+
+  #deliver(message: UserMessage): void {
+    this.#stats.received++;
     try {
-      this.handlers.message(decoded.message);
+      this.handlers.message(message);
     } catch (error) {
       this.options.onError?.(toError(error));
     }
   }
+}
+
+/** `{"sentAt","shared","users","seqs","topics"?}`: the recipients as parallel arrays, topics left out when all are null. */
+function encodeNotification({ shared, deliveries }: NotificationMessage, sentAt: number): string {
+  const users = deliveries.map((d) => d.user);
+  const seqs = deliveries.map((d) => d.seq);
+  const topics = deliveries.some((d) => d.topic !== null) ? deliveries.map((d) => d.topic) : undefined;
+  return JSON.stringify({ sentAt, shared, users, seqs, topics });
+}
+
+/** Decodes a fan-out message without trusting it: undefined unless every field has the shape it must. */
+function decodeNotification(payload: string): { message: NotificationMessage; sentAt: number } | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(payload);
+  } catch {
+    return undefined;
+  }
+  if (typeof value !== 'object' || value === null) return undefined;
+  const { sentAt, shared, users, seqs, topics } = value as Record<string, unknown>;
+  const counts = (n: unknown, min: number) => Number.isSafeInteger(n) && (n as number) >= min;
+  // The shared part continues a frame's JSON object (fanout.ts sharedFields).
+  if (!counts(sentAt, 0) || typeof shared !== 'string' || !shared.startsWith(',"') || !shared.endsWith('}')) return undefined;
+  if (!Array.isArray(users) || !Array.isArray(seqs) || seqs.length !== users.length) return undefined;
+  if (topics !== undefined && (!Array.isArray(topics) || topics.length !== users.length)) return undefined;
+  const deliveries = [];
+  for (let i = 0; i < users.length; i++) {
+    const user: unknown = users[i];
+    const seq: unknown = seqs[i];
+    const topic: unknown = topics?.[i] ?? null;
+    if (!counts(user, 1) || !counts(seq, 1) || (topic !== null && typeof topic !== 'string')) return undefined;
+    deliveries.push({ user: user as number, seq: seq as number, topic });
+  }
+  return { message: { shared, deliveries }, sentAt: sentAt as number };
 }
 
 function decode(payload: string): { message: UserMessage; sentAt: number } | undefined {
