@@ -99,6 +99,14 @@ describe('postgres store on several nodes', () => {
     expect(page.items.map((item) => item.notification.title)).toEqual(['kept']);
   });
 
+  it('lets two nodes sign in the same 5,000 new users at once, in opposite orders, without a deadlock or a second row', async () => {
+    const [a, b] = await Promise.all([node(), node()]);
+    const names = Array.from({ length: 5000 }, (_, i) => `user-${i}`);
+    const [fromA, fromB] = await Promise.all([Promise.all(names.map((name) => a.ensureUser(name, 1))), Promise.all(names.toReversed().map((name) => b.ensureUser(name, 2)))]);
+    expect(fromB.toReversed().map((user) => user.id)).toEqual(fromA.map((user) => user.id));
+    expect(await countIn(schema, 'SELECT count(*) FROM users')).toBe(5000);
+  });
+
   it('rejects contradictory options before connecting', async () => {
     await expect(openPostgresStore({ url, schema, groupCommitMax: 0 })).rejects.toThrow(RangeError);
     await expect(openPostgresStore({ url, schema, groupCommitMax: 1.5 })).rejects.toThrow(RangeError);

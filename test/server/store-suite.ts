@@ -97,6 +97,23 @@ export function describeStore(name: string, createBackend: () => Promise<StoreBa
         expect(c).toEqual(a);
         expect(await count("SELECT count(*) FROM users WHERE name = 'sub-1'")).toBe(1);
       });
+
+      it('signs in many users at once (a mass reconnect): one row per name, the first call’s time, look-ups unaffected', async () => {
+        const old = await store.ensureUser('old', 1);
+        const names = [...Array.from({ length: 60 }, (_, i) => `n${i % 30}`), 'old'];
+        const [made, looked] = await Promise.all([
+          Promise.all(names.map((name, i) => store.ensureUser(name, 100 + i))),
+          Promise.all(['old', 'nobody'].map((name) => store.userByName(name))),
+        ]);
+        expect(looked).toEqual([old, undefined]);
+        expect(made.at(-1)).toEqual(old);
+        for (let i = 0; i < 30; i += 1) {
+          expect(made[i]).toEqual({ id: made[i]?.id, name: `n${i}`, passwordHash: null, createdAt: 100 + i });
+          expect(made[i + 30]).toEqual(made[i]);
+        }
+        expect(new Set(made.map((user) => user.id)).size).toBe(31);
+        expect(await count('SELECT count(*) FROM users')).toBe(31);
+      });
     });
 
     describe('tokens', () => {
@@ -387,6 +404,9 @@ export function describeStore(name: string, createBackend: () => Promise<StoreBa
         expect(await seqs(b)).toEqual([1]);
         expect(await store.replay(a, 0, 10, 1_000)).toMatchObject({ head: 5, gap: true });
         expect(await store.replay(a, 2, 10, 1_000)).toMatchObject({ gap: false });
+        // Up to date, or ahead (a device that kept a cursor from a previous data directory): nothing to send, no gap.
+        expect(await store.replay(a, 5, 10, 1_000)).toEqual({ items: [], head: 5, gap: false });
+        expect(await store.replay(a, 9, 10, 1_000)).toEqual({ items: [], head: 5, gap: false });
         expect(await store.replay(b, 0, 10, 1_000)).toMatchObject({ gap: false });
         expect(ok(await store.publish(input(request({ users: ['a'] })))).deliveries).toEqual([{ user: a, seq: 6, topic: null }]);
         expect(await count('SELECT count(*) FROM notifications')).toBe(4);

@@ -354,6 +354,34 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
   };
   const query = async <R extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<R[]> => (await statement<R>(sql, params)).rows;
 
+  /**
+   * Look-ups by key made in one event-loop turn, answered by one statement: a mass reconnect makes hundreds in a turn,
+   * and on loopback each round trip's write costs more than the read itself.
+   */
+  function batched<K, V>(load: (keys: K[]) => Promise<Map<K, V>>): (key: K) => Promise<V | undefined> {
+    type Waiter = { resolve: (value: V | undefined) => void; reject: (error: Error) => void };
+    let waiting = new Map<K, Waiter[]>();
+    const flush = () => {
+      const batch = waiting;
+      waiting = new Map();
+      load([...batch.keys()]).then(
+        (values) => {
+          for (const [key, waiters] of batch) for (const { resolve } of waiters) resolve(values.get(key));
+        },
+        (error: unknown) => {
+          for (const waiters of batch.values()) for (const { reject } of waiters) reject(error as Error);
+        },
+      );
+    };
+    return (key) =>
+      new Promise((resolve, reject) => {
+        if (waiting.size === 0) setImmediate(flush);
+        const waiters = waiting.get(key) ?? [];
+        waiting.set(key, waiters);
+        waiters.push({ resolve, reject });
+      });
+  }
+
   /** Named users' ids; names that match nobody are left out. */
   async function idsByName(client: PoolClient, names: string[]): Promise<Map<string, number>> {
     if (names.length === 0) return new Map();
@@ -818,6 +846,37 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
   }
 
   const userColumns = 'id, name, password_hash, created_at';
+  const userByName = batched(async (names: string[]) => {
+    const rows = await query<UserRow>(`SELECT ${userColumns} FROM ${S}.users WHERE name = ANY($1::text[])`, [names]);
+    return new Map(rows.map((row) => [row.name, toUser(row)]));
+  });
+  const cursorOf = batched(async (users: number[]) => {
+    const rows = await query<{ id: number; head: number; expired_seq: number }>(`SELECT id, head, expired_seq FROM ${S}.users WHERE id = ANY($1::bigint[])`, [users]);
+    return new Map(rows.map((row) => [row.id, row]));
+  });
+  const heads = async (users: number[]) =>
+    users.length === 0
+      ? new Map<number, number>()
+      : new Map((await query<{ id: number; head: number }>(`SELECT id, head FROM ${S}.users WHERE id = ANY($1::bigint[])`, [users])).map((row) => [row.id, row.head]));
+  const headOf = batched(heads);
+  /** First sign-ins of one turn: one insert, in name order so that two nodes inserting the same names queue instead of deadlocking. */
+  const signedUpAt = new Map<string, number>();
+  const ensured = batched(async (names: string[]) => {
+    const sorted = names.toSorted();
+    const times = sorted.map((name) => signedUpAt.get(name) ?? 0);
+    for (const name of sorted) signedUpAt.delete(name);
+    // DO NOTHING waits for a concurrent insert of the same name to commit, so the read after it finds that row.
+    // (DO UPDATE would answer in one statement but would lock the row against publishes to that user.)
+    const created = await query<UserRow>(
+      `INSERT INTO ${S}.users (name, password_hash, created_at) SELECT n, p, t FROM unnest($1::text[], $2::text[], $3::bigint[]) WITH ORDINALITY AS u(n, p, t, o) ORDER BY o
+       ON CONFLICT (name) DO NOTHING RETURNING ${userColumns}`,
+      [sorted, sorted.map(() => null), times],
+    );
+    const found = new Map(created.map((row) => [row.name, toUser(row)]));
+    const rest = names.filter((name) => !found.has(name));
+    if (rest.length > 0) for (const row of await query<UserRow>(`SELECT ${userColumns} FROM ${S}.users WHERE name = ANY($1::text[])`, [rest])) found.set(row.name, toUser(row));
+    return found;
+  });
   const unreadWhere = 'user_id = $1 AND NOT read AND (expires_at IS NULL OR expires_at > $2)';
 
   return {
@@ -829,20 +888,12 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       return row === undefined ? undefined : toUser(row);
     },
     ensureUser: async (name, now) => {
-      // DO NOTHING waits for a concurrent insert of the same name to commit, so the read after it finds that row.
-      // (DO UPDATE would answer in one statement but would lock the row against publishes to that user.)
-      const [created] = await query<UserRow>(
-        `INSERT INTO ${S}.users (name, password_hash, created_at) VALUES ($1, NULL, $2) ON CONFLICT (name) DO NOTHING RETURNING ${userColumns}`,
-        [name, now],
-      );
-      const row = created ?? (await query<UserRow>(`SELECT ${userColumns} FROM ${S}.users WHERE name = $1`, [name]))[0];
-      if (row === undefined) throw new Error(`user ${name} could not be created`);
-      return toUser(row);
+      if (!signedUpAt.has(name)) signedUpAt.set(name, now);
+      const user = await ensured(name);
+      if (user === undefined) throw new Error(`user ${name} could not be created`);
+      return user;
     },
-    userByName: async (name) => {
-      const [row] = await query<UserRow>(`SELECT ${userColumns} FROM ${S}.users WHERE name = $1`, [name]);
-      return row === undefined ? undefined : toUser(row);
-    },
+    userByName,
     userById: async (id) => {
       const [row] = await query<UserRow>(`SELECT ${userColumns} FROM ${S}.users WHERE id = $1`, [id]);
       return row === undefined ? undefined : toUser(row);
@@ -924,10 +975,13 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
         ).rows;
         return { items: rows.map(toItem), head: counts?.head ?? 0, unread: counts?.unread ?? 0 };
       }, readOnly),
-    replay: (user, since, limit, now) =>
-      run(async (client): Promise<ReplayPage> => {
-        const [cursor] = (await client.query<{ head: number; expired_seq: number }>(`SELECT head, expired_seq FROM ${S}.users WHERE id = $1`, [user])).rows;
-        if (cursor === undefined) return { items: [], head: 0, gap: false };
+    replay: async (user, since, limit, now) => {
+      // Every row's seq is at most head, so a device that is up to date (most reconnects, every new user) costs this one read.
+      const current = await cursorOf(user);
+      if (current === undefined || current.head <= since) return { items: [], head: current?.head ?? 0, gap: false };
+      return run(async (client): Promise<ReplayPage> => {
+        // Read again in the page's snapshot, so head and gap agree with the items.
+        const [cursor = current] = (await client.query<{ head: number; expired_seq: number }>(`SELECT head, expired_seq FROM ${S}.users WHERE id = $1`, [user])).rows;
         const { rows } = await client.query<ItemRow>(
           `SELECT i.seq, i.read, i.topic AS via, ${notificationColumns}
              FROM ${S}.inbox i JOIN ${S}.notifications n ON n.nid = i.nid
@@ -949,12 +1003,10 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
           gap = expired?.any === true;
         }
         return { items: rows.map(toItem), head: cursor.head, gap };
-      }, readOnly),
-    head: async (user) => (await query<{ head: number }>(`SELECT head FROM ${S}.users WHERE id = $1`, [user]))[0]?.head ?? 0,
-    heads: async (users) =>
-      users.length === 0
-        ? new Map()
-        : new Map((await query<{ id: number; head: number }>(`SELECT id, head FROM ${S}.users WHERE id = ANY($1::bigint[])`, [users])).map((row) => [row.id, row.head])),
+      }, readOnly);
+    },
+    head: async (user) => (await headOf(user)) ?? 0,
+    heads,
     markRead: async (user, target, now) => {
       // One statement: the count sees the snapshot before the update, so unread after = unread before - changed.
       const [row] = await query<{ changed: number; unread: number }>(

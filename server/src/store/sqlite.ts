@@ -682,6 +682,8 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
       settle((): ReplayPage => {
         const cursor = cursorOf.get(user);
         if (cursor === undefined) return { items: [], head: 0, gap: false };
+        // Every row's seq is at most head: a device that is up to date (most reconnects) needs no more reads.
+        if (cursor.head <= since) return { items: [], head: cursor.head, gap: cursor.expired_seq > since };
         const rows = replayPage.all(user, since, now, Math.max(0, limit));
         // Expired rows not yet swept count as a gap only within the range this page covers.
         const last = rows.at(-1);
