@@ -4,6 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createConnection } from '../../main/connection.js';
 import { memoryCursor } from '../../main/cursor.js';
@@ -58,6 +59,37 @@ it('delivers a publish made on one node to a device on the other, shares read st
   expect((await a.api('DELETE', `/v1/tokens/${device.body.id}`)).status).toBeLessThan(300);
   expect((await onB.closed).code).toBe(4501);
   expect((await b.api('GET', '/v1/me', { token: device.body.token })).status).toBe(401);
+});
+
+it('sends a broadcast between nodes as one Redis message, from which each node gives every device of its own its frame', async () => {
+  const [a, b] = nodes as [TestServer, TestServer];
+  const names = Array.from({ length: 100 }, (_, i) => `fan${i}`);
+  const tokens = await Promise.all(
+    names.map(async (name) => {
+      expect((await a.api('POST', '/v1/users', { body: { name } })).status).toBe(201);
+      return (await a.api<{ token: string }>('POST', '/v1/tokens', { body: { kind: 'device', user: name } })).body.token;
+    }),
+  );
+  const devices = await Promise.all(
+    tokens.map(async (token, i) => {
+      const device = await TestClient.open((i % 2 === 0 ? a : b).wsUrl, token);
+      device.send({ type: 'hello', v: 1, since: 0 });
+      await device.next('synced');
+      return device;
+    }),
+  );
+  const admin = new Redis(redis.url);
+  try {
+    await admin.config('RESETSTAT');
+    const published = await b.api<{ id: string; recipients: number }>('POST', '/v1/notifications', { body: { to: { all: true }, title: 'everyone' } });
+    expect(published.status).toBe(202);
+    expect(published.body.recipients).toBeGreaterThanOrEqual(100);
+    for (const device of devices) expect(await device.next('notification')).toMatchObject({ seq: 1, id: published.body.id, title: 'everyone', read: false });
+    expect(await admin.info('commandstats')).toMatch(/cmdstat_publish:calls=1,/);
+  } finally {
+    admin.disconnect();
+    await Promise.all(devices.map((device) => device.close()));
+  }
 });
 
 it('keeps every user’s seqs 1..N without holes or duplicates under 8 publishers × 5,000 publishes across both nodes', { timeout: 180_000 }, async () => {

@@ -218,6 +218,48 @@ export function describeStore(name: string, createBackend: () => Promise<StoreBa
         );
       });
 
+      it('keeps each user’s seqs in publish order when broadcasts, keyed broadcasts and targeted publishes share a group', async () => {
+        const [a = 0, b = 0] = await users('a', 'b');
+        const titles = ['to a', 'all 1', 'to b', 'all keyed', 'all 2', 'all keyed again'];
+        const requests = [
+          request({ users: ['a'] }, { title: titles[0] }),
+          request({ all: true }, { title: titles[1] }),
+          request({ users: ['b'] }, { title: titles[2] }),
+          request({ all: true }, { title: titles[3], key: 'status' }),
+          request({ all: true }, { title: titles[4] }),
+          request({ all: true }, { title: titles[5], key: 'status' }),
+        ];
+        // Concurrent single publishes share one group commit; the batch is one atomic publish of the same six.
+        const single = (await Promise.all(requests.map((r) => store.publish(input(r))))).map(ok);
+        expect(single.map((outcome) => outcome.recipients)).toEqual([1, 2, 1, 2, 2, 2]);
+        const batch = (await store.publishBatch(requests.map((r) => input(r)))).map(ok);
+        for (const [user, name] of [
+          [a, 'a'],
+          [b, 'b'],
+        ] as const) {
+          const mine = (outcomes: Fanout[]) => outcomes.flatMap((o) => o.deliveries.filter((d) => d.user === user).map((d) => [o.notification.title, d.seq]));
+          const got = [...mine(single), ...mine(batch)];
+          expect(got.map(([, seq]) => seq)).toEqual(Array.from({ length: got.length }, (_, i) => i + 1));
+          const expected = titles.filter((title) => title !== (name === 'a' ? 'to b' : 'to a'));
+          expect(got.map(([title]) => title)).toEqual([...expected, ...expected]);
+          // Each keyed broadcast replaced the one before it: only the batch's last one is left.
+          const unkeyed = expected.filter((title) => !title.startsWith('all keyed'));
+          const page = await store.replay(user, 0, 100, 1_000);
+          expect(page.items.map((item) => item.notification.title)).toEqual([...unkeyed, ...unkeyed, 'all keyed again']);
+        }
+      });
+
+      it('answers a scheduled broadcast with the users of now, and releases it to the users of then', async () => {
+        await users('a', 'b');
+        const at = Date.parse('2030-01-01T00:00:00Z');
+        const scheduled = ok(await store.publish(input(request({ all: true }, { deliverAt: new Date(at).toISOString() }), { now: at - 1 })));
+        expect(scheduled).toMatchObject({ recipients: 2, scheduledFor: at, deliveries: [] });
+        const [c = 0] = await users('c');
+        const [released] = await store.releaseDue(at);
+        expect(released?.recipients).toBe(3);
+        expect(released?.deliveries.map((d) => d.user).sort((x, y) => x - y)).toContain(c);
+      });
+
       it('fails with unknown_user listing each missing name once, writing nothing', async () => {
         const [a = 0] = await users('a');
         const outcome = await store.publish(input(request({ users: ['a', 'ghost', 'ghost', 'nobody'] })));

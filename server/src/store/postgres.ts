@@ -205,12 +205,26 @@ interface Plan {
 /** One publish of a group: settled at once, new, or a retry of a new one in the same group. */
 type Draft = { outcome: PublishOutcome } | { plan: Plan } | { retryOf: Plan };
 
+interface Recipient {
+  user: number;
+  topic: string | null;
+}
+
+/** Who gets a notification: listed users, or every user, written without listing them (an `all` publish without a key). */
+type Recipients = Recipient[] | 'everyone';
+
 /** One notification to fan out: its rows go to each recipient's inbox. */
 interface FanJob {
   nid: number;
   key: string | null;
   expiresAt: number | null;
-  recipients: { user: number; topic: string | null }[];
+  recipients: Recipients;
+}
+
+/** A job of {@link FanJob}s listing its recipients, with its place in the group. */
+interface ListedJob extends FanJob {
+  recipients: Recipient[];
+  p: number;
 }
 
 function toItem(row: ItemRow): InboxItem {
@@ -407,13 +421,15 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
   /**
    * Everyone each audience reaches now, in one statement: named users first in request order, then everyone (`all`, by id)
    * or each topic's subscribers (by topic order, then id). A user reached twice counts once, through the first way.
+   * An `all` audience of a notification without a key is `'everyone'`, left to {@link fanOut} to write in one statement.
    */
-  async function resolveAudiences(client: PoolClient, audiences: Audience[]): Promise<{ user: number; topic: string | null }[][]> {
-    const result = audiences.map((): { user: number; topic: string | null }[] => []);
+  async function resolveAudiences(client: PoolClient, targets: { audience: Audience; key: string | null }[]): Promise<Recipients[]> {
+    const result = targets.map(({ audience, key }): Recipients => (audience.all && key === null ? 'everyone' : []));
     const named: [number[], number[], number[]] = [[], [], []];
     const topics: [number[], string[], number[]] = [[], [], []];
     const everyone: number[] = [];
-    audiences.forEach((audience, p) => {
+    targets.forEach(({ audience }, p) => {
+      if (result[p] === 'everyone') return;
       audience.named.forEach((user, ord) => {
         named[0].push(p);
         named[1].push(user);
@@ -442,7 +458,10 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
        ) r ORDER BY p, grp, o`,
       [named[0], named[1], named[2], everyone, topics[0], topics[1], topics[2]],
     );
-    for (const row of rows) result[row.p]?.push({ user: row.user_id, topic: row.topic });
+    for (const row of rows) {
+      const listed = result[row.p];
+      if (listed !== 'everyone') listed?.push({ user: row.user_id, topic: row.topic });
+    }
     return result;
   }
 
@@ -450,11 +469,9 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
    * Writes the inbox rows of several notifications in set-based statements. Each recipient's head is raised once by the number
    * of its new rows (the row lock serializes writers per user), and the rows take the seqs below the new head in job order.
    * A keyed row replaces the recipient's earlier row with that key; within one call only the last keyed row is kept.
-   * Returns each job's deliveries and the notifications that may have lost their last row.
+   * Adds to each job's deliveries (at its place `p`) and to the notifications that may have lost their last row.
    */
-  async function fanOut(client: PoolClient, jobs: FanJob[]): Promise<{ deliveries: Delivery[][]; orphans: Set<number> }> {
-    const deliveries = jobs.map((): Delivery[] => []);
-    const orphans = new Set<number>();
+  async function fanOutListed(client: PoolClient, jobs: ListedJob[], deliveries: Delivery[][], orphans: Set<number>): Promise<void> {
     const cols: [number[], number[], (string | null)[], number[], (string | null)[], (number | null)[]] = [[], [], [], [], [], []];
     const keyed: [number[], string[]] = [[], []];
     jobs.forEach((job, p) => {
@@ -471,7 +488,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
         }
       }
     });
-    if (cols[0].length === 0) return { deliveries, orphans };
+    if (cols[0].length === 0) return;
     // Locks taken in id order everywhere, so two nodes fanning out to overlapping users queue instead of deadlocking.
     const users = [...new Set(cols[1])].sort((a, b) => a - b);
     await client.query(`SELECT 1 FROM ${S}.users WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE`, [users]);
@@ -506,12 +523,51 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     );
     if (rows.length !== cols[0].length) throw new Error('a recipient vanished during a publish');
     rows.forEach(({ seq, kept }, i) => {
-      const p = cols[0][i] ?? 0;
-      deliveries[p]?.push({ user: cols[1][i] ?? 0, seq, topic: cols[2][i] ?? null });
-      const job = jobs[p];
-      if (!kept && job !== undefined) orphans.add(job.nid);
+      const job = jobs[cols[0][i] ?? 0];
+      if (job === undefined) return;
+      deliveries[job.p]?.push({ user: cols[1][i] ?? 0, seq, topic: cols[2][i] ?? null });
+      if (!kept) orphans.add(job.nid);
     });
+  }
+
+  /** One row in every user's inbox, each user's head raised by one, in one statement that lists nobody. */
+  async function fanOutEveryone(client: PoolClient, job: FanJob): Promise<Delivery[]> {
+    const { rows } = await client.query<{ id: number; head: number }>(
+      `WITH bumped AS (UPDATE ${S}.users SET head = head + 1 RETURNING id, head),
+       written AS (INSERT INTO ${S}.inbox (user_id, seq, nid, expires_at) SELECT id, head, $1, $2 FROM bumped)
+       SELECT id, head FROM bumped ORDER BY id`,
+      [job.nid, job.expiresAt],
+    );
+    return rows.map((row) => ({ user: row.id, seq: row.head, topic: null }));
+  }
+
+  /**
+   * Writes the inbox rows of a group's notifications, in job order, so each user's seqs follow it. Runs of listed jobs go to
+   * {@link fanOutListed}; an `'everyone'` job is one statement of its own. With one of those in the group, every user row is
+   * locked first, in id order, so that the statements that follow take no lock another transaction could hold them up on.
+   * Returns each job's deliveries and the notifications that may have lost their last row.
+   */
+  async function fanOut(client: PoolClient, jobs: FanJob[]): Promise<{ deliveries: Delivery[][]; orphans: Set<number> }> {
+    const deliveries = jobs.map((): Delivery[] => []);
+    const orphans = new Set<number>();
+    if (jobs.some((job) => job.recipients === 'everyone')) await client.query(`SELECT count(*) FROM (SELECT 1 FROM ${S}.users ORDER BY id FOR UPDATE) locked`);
+    let listed: ListedJob[] = [];
+    for (const [p, job] of jobs.entries()) {
+      if (job.recipients !== 'everyone') {
+        listed.push({ ...job, recipients: job.recipients, p });
+        continue;
+      }
+      await fanOutListed(client, listed, deliveries, orphans);
+      listed = [];
+      deliveries[p] = await fanOutEveryone(client, job);
+    }
+    await fanOutListed(client, listed, deliveries, orphans);
     return { deliveries, orphans };
+  }
+
+  async function countUsers(client: PoolClient): Promise<number> {
+    const [row] = (await client.query<{ count: number }>(`SELECT count(*)::int AS count FROM ${S}.users`)).rows;
+    return row?.count ?? 0;
   }
 
   /** Drops notifications that no inbox row references any more (pending scheduled ones stay). */
@@ -628,15 +684,20 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     await insertNotifications(client, plans);
     const reached = await resolveAudiences(
       client,
-      plans.map((plan) => plan.audience),
+      plans.map((plan) => ({ audience: plan.audience, key: plan.notification.key })),
     );
-    plans.forEach((plan, i) => (plan.recipients = reached[i]?.length ?? 0));
+    // A scheduled `all` publish answers with the number of users now; it reaches those of its release.
+    const users = reached.includes('everyone') && plans.some((plan) => plan.scheduledFor !== undefined) ? await countUsers(client) : 0;
+    plans.forEach((plan, i) => (plan.recipients = reached[i] === 'everyone' ? users : (reached[i]?.length ?? 0)));
     const immediate = plans.flatMap((plan, i) => (plan.scheduledFor === undefined ? [{ plan, recipients: reached[i] ?? [] }] : []));
     const { deliveries, orphans } = await fanOut(
       client,
       immediate.map(({ plan, recipients }) => ({ nid: plan.nid, key: plan.notification.key, expiresAt: plan.notification.expiresAt, recipients })),
     );
-    immediate.forEach(({ plan }, i) => (plan.deliveries = deliveries[i] ?? []));
+    immediate.forEach(({ plan }, i) => {
+      plan.deliveries = deliveries[i] ?? [];
+      plan.recipients = plan.deliveries.length;
+    });
     await dropOrphans(client, orphans);
 
     const remembered = plans.filter((plan) => plan.input.idempotency !== undefined);
@@ -782,7 +843,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     const ids = await idsByName(client, [...new Set(targets.flatMap((to) => to.users ?? []))]);
     const reached = await resolveAudiences(
       client,
-      targets.map((to) => audienceOf(to, ids).audience),
+      targets.map((to, i) => ({ audience: audienceOf(to, ids).audience, key: rows[i]?.key ?? null })),
     );
     const notifications = rows.map(toNotification);
     const { deliveries, orphans } = await fanOut(
