@@ -16,7 +16,7 @@ import { measureLatency, type LatencyResult } from './latency.js';
 import { countHolders, startHolder } from './memory.js';
 import { dropClusterSpace, newClusterSpace, openFiles, startNode, type ClusterSpace, type HeraldNode } from './nodes.js';
 import { batchBody, singleBody } from './payload.js';
-import { awaitQuiet, readCpuMsOf, readRss, type CpuShare } from './proc.js';
+import { awaitQuiet, readCpuMsOf, readMachineCpu, readRss, type CpuShare } from './proc.js';
 import { userName } from './servers.js';
 import { distribution, progress, rounded, sleep, sorted, thousands, waitFor, type Distribution } from './stats.js';
 import { batchSize, closedLoop, type PublishMode, type ThroughputResult } from './throughput.js';
@@ -159,6 +159,10 @@ export interface ScaleBroadcast {
   arrival: Distribution;
   /** Server CPU of both nodes from the publish to the last arrival, ms. */
   serverCpuMs: number;
+  /** CPU of the holder processes (the devices' side) over the same window, ms; absent in runs before it was recorded. */
+  generatorCpuMs?: number;
+  /** Busy CPU of the whole machine over the same window, all cores, ms: the rest is PostgreSQL, Redis and the kernel. */
+  machineCpuMs?: number;
   machineBusyBeforePercent: number;
 }
 
@@ -407,7 +411,8 @@ async function broadcastStep(cluster: Cluster, settings: ScaleSettings, holders:
     holder.send({ type: 'collect', round, timeoutMs: settings.broadcastTimeoutMs });
     return holder.next('arrivals', settings.broadcastTimeoutMs + 30_000);
   });
-  const cpuBefore = readCpuMsOf(cluster.pids);
+  const holderPids = holders.map((holder) => holder.pid);
+  const cpuBefore = { server: readCpuMsOf(cluster.pids), generator: readCpuMsOf(holderPids), machine: readMachineCpu().busyMs };
   const sentAt = performance.timeOrigin + performance.now();
   const response = await fetch(new URL('/v1/notifications', node.url), {
     method: 'POST',
@@ -419,7 +424,9 @@ async function broadcastStep(cluster: Cluster, settings: ScaleSettings, holders:
   const body = (await response.json()) as { recipients?: unknown };
   if (response.status !== 202) throw new Error(`broadcast ${round}: ${response.status} ${JSON.stringify(body)}`);
   const arrivals = await Promise.all(collecting);
-  const serverCpuMs = readCpuMsOf(cluster.pids) - cpuBefore;
+  const serverCpuMs = readCpuMsOf(cluster.pids) - cpuBefore.server;
+  const generatorCpuMs = readCpuMsOf(holderPids) - cpuBefore.generator;
+  const machineCpuMs = readMachineCpu().busyMs - cpuBefore.machine;
   const latencies = sorted(arrivals.flatMap((a) => a.times.map((t) => t - sentAt)));
   const result: ScaleBroadcast = {
     round,
@@ -430,6 +437,8 @@ async function broadcastStep(cluster: Cluster, settings: ScaleSettings, holders:
     ackMs: Math.round(ackMs * 10) / 10,
     arrival: rounded(distribution(latencies), 1),
     serverCpuMs: Math.round(serverCpuMs),
+    generatorCpuMs: Math.round(generatorCpuMs),
+    machineCpuMs: Math.round(machineCpuMs),
     machineBusyBeforePercent: busy,
   };
   const a = result.arrival;
@@ -604,8 +613,11 @@ export function reportScale(s: ScaleSection): { text: string; summary: string[][
     out.push('\nBroadcast to every connected device (ms from the request write)');
     out.push(
       table(
-        ['round', 'via', 'recipients', 'received', '202 after', 'p50', 'p99', 'last', 'server CPU'],
-        s.broadcasts.map((b) => [String(b.round), b.node, thousands(b.recipients), `${thousands(b.received)} of ${thousands(b.devices)}`, ms(b.ackMs), ms(b.arrival.p50), ms(b.arrival.p99), ms(b.arrival.max), `${thousands(b.serverCpuMs)} ms`]),
+        ['round', 'via', 'recipients', 'received', '202 after', 'p50', 'p99', 'last', 'server CPU', 'generator CPU', 'whole machine CPU'],
+        s.broadcasts.map((b) => {
+          const cpu = (value: number | undefined) => (value === undefined ? 'not recorded' : `${thousands(value)} ms`);
+          return [String(b.round), b.node, thousands(b.recipients), `${thousands(b.received)} of ${thousands(b.devices)}`, ms(b.ackMs), ms(b.arrival.p50), ms(b.arrival.p99), ms(b.arrival.max), cpu(b.serverCpuMs), cpu(b.generatorCpuMs), cpu(b.machineCpuMs)];
+        }),
       ),
     );
     const last = s.broadcastLastMs;
