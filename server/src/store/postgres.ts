@@ -442,7 +442,14 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
         topics[2].push(ord);
       });
     });
-    if (everyone.length === 0 && named[0].length === 0 && topics[0].length === 0) return result;
+    if (everyone.length === 0 && topics[0].length === 0) {
+      // Only named users (most targeted publishes): they are known already, each once, in request order.
+      named[0].forEach((p, i) => {
+        const listed = result[p];
+        if (listed !== 'everyone') listed?.push({ user: named[1][i] ?? 0, topic: null });
+      });
+      return result;
+    }
     const { rows } = await client.query<{ p: number; user_id: number; topic: string | null }>(
       `WITH cand AS (
          SELECT t.p, t.user_id, NULL::text AS topic, 0 AS grp, t.ord::bigint AS o
