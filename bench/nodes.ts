@@ -156,13 +156,15 @@ export async function startNode(o: NodeOptions): Promise<HeraldNode> {
   };
 
   const deadline = performance.now() + 60_000;
-  while (url === undefined || workerPids.length !== o.workers) {
+  // With one worker, `start` serves in the process itself and prints no worker line.
+  while (url === undefined || (o.workers > 1 && workerPids.length !== o.workers)) {
     if (exitCode !== undefined || performance.now() > deadline) {
       await stop();
       throw new Error(`${o.name}: herald-server ${exitCode === undefined ? 'did not print its banner within 60 s' : `exited with ${String(exitCode)}`}`);
     }
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+  if (o.workers === 1) workerPids = [primaryPid];
   progress('scale', `${o.name}: ${url}, ${o.workers} workers (pids ${workerPids.join(', ')})`);
   return {
     name: o.name,

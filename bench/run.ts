@@ -43,17 +43,21 @@ Scenarios (default: all but scale, about 45 minutes):
                longer keeps up (its knee), then latency at 25, 50 and 90% of each one's knee; 3 runs
   storm        Herald alone: 15,000 devices (the desktop app's connection code) resume after a server
                restart: time until all are back, lost, duplicates, event-loop lag; 3 runs
-  scale        scale-out, 15 minutes or more: 2 nodes × 3 workers (herald-server start --workers 3) on the
-               shared PostgreSQL (a schema of its own, dropped afterwards) and Redis. Throughput and
-               latency (at 2,500/s and half the measured rate) through both nodes; 100,000 idle devices
-               from holder processes: RSS per connection, heartbeat CPU; then 3 broadcasts to all of them
+  scale        scale-out, 8 minutes or more: 2 nodes (herald-server start --workers N) on the shared
+               PostgreSQL (a schema of its own, dropped afterwards) and Redis. Throughput and latency (at
+               2,500/s and half the measured rate) through both nodes, 1 worker each; then 3 workers each:
+               100,000 idle devices from holder processes: RSS per connection, heartbeat CPU; then 3
+               broadcasts to all of them
 
 Options:
   --rate N          publishes/s for latency, instead of the default rates above
   --connections N   idle connections for memory (default 15000)
   --scale-connections N
                     idle devices for scale (default 100000; --quick 5000)
-  --scale-workers N worker processes per node for scale (default 3; --quick 2)
+  --scale-workers N worker processes per node for scale's connections and broadcasts (default 3;
+                    --quick 2)
+  --scale-publish-workers N
+                    worker processes per node for scale's throughput and latency (default 1)
   --single-connections N, --batch-connections N
                     publishing connections for throughput (default 128 and 16)
   --no-baseline     skip the bare-relay reference runs
@@ -268,10 +272,15 @@ async function memory(settings: Settings, baseline: boolean, connections: number
  * Scale-out on 2 nodes (bench/scale.ts). The latency step runs at half the scale throughput target and at half
  * the single-publish rate this run measured through both nodes, when that is higher; or at `--rate`.
  */
-async function scale(quickRun: boolean, rate: number | undefined, connections: string | undefined, workers: string | undefined): Promise<ScaleSection> {
+async function scale(
+  quickRun: boolean,
+  rate: number | undefined,
+  options: { connections?: string | undefined; workers?: string | undefined; publishWorkers?: string | undefined },
+): Promise<ScaleSection> {
   const settings = { ...(quickRun ? quickScale : fullScale) };
-  if (connections !== undefined) settings.connections = positiveInt('--scale-connections', connections);
-  if (workers !== undefined) settings.workers = positiveInt('--scale-workers', workers);
+  if (options.connections !== undefined) settings.connections = positiveInt('--scale-connections', options.connections);
+  if (options.workers !== undefined) settings.workers = positiveInt('--scale-workers', options.workers);
+  if (options.publishWorkers !== undefined) settings.publishWorkers = positiveInt('--scale-publish-workers', options.publishWorkers);
   // Each worker may hold 20,000 open files; leave room for its store and broker connections.
   if (settings.connections / (2 * settings.workers) > 19_000) throw new UsageError(`--scale-connections: at most ${thousands(19_000 * 2 * settings.workers)} with ${settings.workers} workers per node`);
   if (settings.connections / settings.sourceAddresses > 28_000) throw new UsageError('--scale-connections: more than 28,000 per loopback source address');
@@ -510,6 +519,7 @@ async function main(): Promise<void> {
       'batch-connections': { type: 'string' },
       'scale-connections': { type: 'string' },
       'scale-workers': { type: 'string' },
+      'scale-publish-workers': { type: 'string' },
     },
   });
   if (values.help) {
@@ -551,7 +561,11 @@ async function main(): Promise<void> {
   const m = chosen.has('memory') ? await memory(settings, baseline, connections) : undefined;
   const chosenPeers = new Set(peerScenarios.filter((scenario) => chosen.has(scenario)));
   const pe = chosenPeers.size > 0 ? await runSideBySide(chosenPeers, values.quick ? quickSideBySide : fullSideBySide, (scenario) => quiet(scenario, settings)) : undefined;
-  const sc = chosen.has('scale') ? await scale(values.quick === true, rate, values['scale-connections'], values['scale-workers']) : undefined;
+  const sc = chosen.has('scale') ? await scale(values.quick === true, rate, {
+        connections: values['scale-connections'],
+        workers: values['scale-workers'],
+        publishWorkers: values['scale-publish-workers'],
+      }) : undefined;
 
   // Smoke tests and profiled runs are not the figures docs/benchmarks.md quotes, so they go to files of their own.
   const resultsName = values.out !== undefined ? `${values.out}.json` : values.quick ? 'quick.json' : values.profile ? 'profile.json' : 'latest.json';

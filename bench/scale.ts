@@ -36,8 +36,16 @@ export const scaleTargets = {
 };
 
 export interface ScaleSettings {
-  /** Worker processes per node (2 nodes). */
+  /**
+   * Worker processes per node (2 nodes) in the connections and broadcast steps: 100,000 sockets need at least five
+   * processes of 20,000 open files.
+   */
   workers: number;
+  /**
+   * Worker processes per node in the throughput and latency steps. One: on two cores, two nodes of one process each
+   * use them fully, and more processes only split each node's group commits into smaller ones.
+   */
+  publishWorkers: number;
   /** Users, one device each, of the throughput and latency steps; half on each node. */
   users: number;
   /** Publishing connections in the throughput step, split between the nodes. */
@@ -70,6 +78,7 @@ export interface ScaleSettings {
 
 export const fullScale: ScaleSettings = {
   workers: 3,
+  publishWorkers: 1,
   users: 1_000,
   publishConnections: { single: 128, batch: 16 },
   latencyConnections: 64,
@@ -169,7 +178,10 @@ export interface ScaleBroadcast {
 export interface ScaleSection {
   at: string;
   nodes: number;
+  /** In the connections and broadcast steps. */
   workersPerNode: number;
+  /** In the throughput and latency steps; absent in runs from before it could differ (then `workersPerNode`). */
+  publishWorkersPerNode?: number;
   settings: ScaleSettings;
   throughput: ScaleThroughput[];
   latency: ScaleLatency[];
@@ -473,22 +485,43 @@ export async function runScale(settings: ScaleSettings, rates: (measuredSingle: 
   process.once('SIGINT', interrupted);
   process.once('SIGTERM', interrupted);
 
-  const section: ScaleSection = { at: new Date().toISOString(), nodes: 2, workersPerNode: settings.workers, settings, throughput: [], latency: [], latencyFailures: [], broadcasts: [], serverLogLines: 0 };
-  try {
-    log(`starting 2 nodes × ${settings.workers} workers on schema ${space.schema}, Redis prefix ${space.redisPrefix}`);
+  const section: ScaleSection = {
+    at: new Date().toISOString(),
+    nodes: 2,
+    workersPerNode: settings.workers,
+    publishWorkersPerNode: settings.publishWorkers,
+    settings,
+    throughput: [],
+    latency: [],
+    latencyFailures: [],
+    broadcasts: [],
+    serverLogLines: 0,
+  };
+  let publishToken: string | undefined;
+  /** Starts two nodes of `workers` workers each, after stopping the ones running. */
+  const startCluster = async (workers: number): Promise<Cluster> => {
+    for (const node of nodes.splice(0)) {
+      section.serverLogLines += node.logLines();
+      await node.stop();
+    }
+    log(`starting 2 nodes × ${workers} workers on schema ${space.schema}, Redis prefix ${space.redisPrefix}`);
     const env = { HERALD_HEARTBEAT_MS: String(settings.heartbeatMs) };
-    const started = await Promise.allSettled(['node A', 'node B'].map((name) => startNode({ name, workers: settings.workers, space, env })));
+    const started = await Promise.allSettled(['node A', 'node B'].map((name) => startNode({ name, workers, space, env })));
     for (const s of started) if (s.status === 'fulfilled') nodes.push(s.value);
     const failed = started.find((s) => s.status === 'rejected');
     if (failed) throw failed.reason;
-    const cluster: Cluster = {
+    publishToken ??= await createAppToken((nodes[0] as HeraldNode).url, space.adminToken);
+    return {
       space,
       nodes,
-      publishToken: await createAppToken((nodes[0] as HeraldNode).url, space.adminToken),
-      pids: nodes.flatMap((n) => [n.primaryPid, ...n.workerPids]),
+      publishToken,
+      // A node of one worker is one process, primary and worker at once.
+      pids: [...new Set(nodes.flatMap((n) => [n.primaryPid, ...n.workerPids]))],
       workerPids: nodes.flatMap((n) => n.workerPids),
     };
-
+  };
+  try {
+    let cluster = await startCluster(settings.publishWorkers);
     for (const mode of ['single', 'batch'] as const) section.throughput.push(await throughputStep(cluster, settings, mode));
     const single = section.throughput.find((t) => t.mode === 'single')?.notificationsPerSecond ?? 0;
     for (const { rate, from } of rates(single)) {
@@ -503,11 +536,12 @@ export async function runScale(settings: ScaleSettings, rates: (measuredSingle: 
       }
     }
 
+    if (settings.workers !== settings.publishWorkers) cluster = await startCluster(settings.workers);
     section.connections = await connectionsStep(cluster, settings, holders);
     for (let round = 1; round <= settings.broadcasts; round++) section.broadcasts.push(await broadcastStep(cluster, settings, holders, round));
     const last = section.broadcasts.map((b) => (b.received < b.devices ? Number.POSITIVE_INFINITY : b.arrival.max)).sort((a, b) => a - b);
     if (last.length > 0) section.broadcastLastMs = { median: last[Math.floor(last.length / 2)] ?? Number.NaN, min: last[0] ?? Number.NaN, max: last[last.length - 1] ?? Number.NaN };
-    section.serverLogLines = nodes.reduce((sum, n) => sum + n.logLines(), 0);
+    section.serverLogLines += nodes.reduce((sum, n) => sum + n.logLines(), 0);
     return section;
   } finally {
     await cleanup();
@@ -533,7 +567,10 @@ const cpuText = (c: CpuShare) => `${c.server}/${c.client}/${c.softirq}/${c.other
 
 /** The results tables of the scale scenario and its rows of the targets table. */
 export function reportScale(s: ScaleSection): { text: string; summary: string[][] } {
-  const out: string[] = [`Scale-out: 2 nodes × ${s.workersPerNode} workers, PostgreSQL + Redis`];
+  const publishWorkers = s.publishWorkersPerNode ?? s.workersPerNode;
+  const out: string[] = [
+    `Scale-out: 2 nodes, PostgreSQL + Redis; ${publishWorkers} worker${publishWorkers === 1 ? '' : 's'} per node for throughput and latency, ${s.workersPerNode} for connections and broadcasts`,
+  ];
   const summary: string[][] = [];
   out.push(
     table(
