@@ -914,10 +914,9 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
   }
 
   const userColumns = 'id, name, password_hash, created_at';
-  const userByName = batched(async (names: string[]) => {
-    const rows = await query<UserRow>(`SELECT ${userColumns} FROM ${S}.users WHERE name = ANY($1::text[])`, [names]);
-    return new Map(rows.map((row) => [row.name, toUser(row)]));
-  });
+  const usersByName = async (names: string[]) =>
+    new Map((await query<UserRow>(`SELECT ${userColumns} FROM ${S}.users WHERE name = ANY($1::text[])`, [names])).map((row) => [row.name, toUser(row)]));
+  const userByName = batched(usersByName);
   const cursorOf = batched(async (users: number[]) => {
     const rows = await query<{ id: number; head: number; expired_seq: number }>(`SELECT id, head, expired_seq FROM ${S}.users WHERE id = ANY($1::bigint[])`, [users]);
     return new Map(rows.map((row) => [row.id, row]));
@@ -942,8 +941,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     );
     const found = new Map(created.map((row) => [row.name, toUser(row)]));
     const rest = names.filter((name) => !found.has(name));
-    if (rest.length > 0) for (const row of await query<UserRow>(`SELECT ${userColumns} FROM ${S}.users WHERE name = ANY($1::text[])`, [rest])) found.set(row.name, toUser(row));
-    return found;
+    return rest.length === 0 ? found : new Map([...found, ...(await usersByName(rest))]);
   });
   const unreadWhere = 'user_id = $1 AND NOT read AND (expires_at IS NULL OR expires_at > $2)';
 
