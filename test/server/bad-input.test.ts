@@ -182,6 +182,23 @@ describe('HTTP bad input', () => {
       expect(errorMessage(reply)).toContain('nosuchuser');
     });
 
+    it('walks a body nested 100,000 deep for U+0000 without running out of stack', async () => {
+      const post = async (body: string) => {
+        const response = await fetch(`${t.url}/v1/notifications`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${t.adminToken}`, 'content-type': 'application/json' },
+          body,
+        });
+        return { status: response.status, body: await response.json() };
+      };
+      const deep = (inner: string) => `{"extra":${'['.repeat(100_000)}${inner}${']'.repeat(100_000)},"to":{"users":["alice"]},"title":"deep"}`;
+      expectError(await post(deep('"\\u0000"')), 400, 'invalid_json');
+      // Found by the fuzzer: a NUL outside the deep part still made the walk go through it.
+      expectError(await post(deep('').replace('"title":"deep"', '"title":"deep","__proto__":"\\u0000"')), 400, 'invalid_json');
+      // Without a NUL the walk finds nothing, and the body goes on to the next check (nothing is stored in this block).
+      expectError(await post(deep('"fine"').replace('"alice"', '"nobody-here"')), 400, 'unknown_user');
+    });
+
     it('refuses a multipart body with 415', async () => {
       const form = new FormData();
       form.set('title', 'hello');
