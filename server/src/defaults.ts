@@ -79,6 +79,11 @@ export const defaults = {
   jwtCacheMax: 20_000,
   /** Milliseconds a verified JWT is remembered at most (it is also checked against its own `exp` on every use). */
   jwtCacheTtlMs: 10 * 60 * 1000,
+  /**
+   * Publish targets' user ids a PostgreSQL store remembers by name (count), oldest forgotten first. Names and ids never
+   * change, so this only saves the look-up's round trip in every group commit; 100,000 of them are a few MB.
+   */
+  userIdCacheMax: 100_000,
   /** Per-IP WebSocket connects: sustained per second, and burst. */
   connectRate: { perSecond: 50, burst: 200 },
   /** Per-IP failed authentications: sustained per second, and burst. Slows token guessing. */

@@ -107,6 +107,15 @@ describe('postgres store on several nodes', () => {
     expect(await countIn(schema, 'SELECT count(*) FROM users')).toBe(5000);
   });
 
+  it('finds a user another node created after this one looked the name up and missed, and keeps finding known ones', async () => {
+    const [a, b] = await Promise.all([node(), node()]);
+    const publishTo = (store: Store, name: string, n: number) =>
+      store.publish({ id: `late-${n}`, request: { to: { users: [name] }, title: `n${n}` }, publisher: 'app', now: n });
+    expect(await publishTo(a, 'late', 1)).toEqual({ ok: false, code: 'unknown_user', users: ['late'] });
+    const late = await b.createUser('late', null, 2);
+    for (const n of [3, 4]) expect(await publishTo(a, 'late', n)).toMatchObject({ ok: true, deliveries: [{ user: late?.id, seq: n - 2, topic: null }] });
+  });
+
   it('rejects contradictory options before connecting', async () => {
     await expect(openPostgresStore({ url, schema, groupCommitMax: 0 })).rejects.toThrow(RangeError);
     await expect(openPostgresStore({ url, schema, groupCommitMax: 1.5 })).rejects.toThrow(RangeError);

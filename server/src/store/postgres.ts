@@ -396,11 +396,25 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       });
   }
 
-  /** Named users' ids; names that match nobody are left out. */
+  /** Users' ids by name, as found before. Users are never deleted nor renamed, so an id once found stays right. */
+  const knownIds = new Map<string, number>();
+  /** Named users' ids; names that match nobody are left out. Only names not seen before cost a query. */
   async function idsByName(client: PoolClient, names: string[]): Promise<Map<string, number>> {
-    if (names.length === 0) return new Map();
-    const { rows } = await client.query<{ id: number; name: string }>(`SELECT id, name FROM ${S}.users WHERE name = ANY($1::text[])`, [names]);
-    return new Map(rows.map((row) => [row.name, row.id]));
+    const ids = new Map<string, number>();
+    const unknown: string[] = [];
+    for (const name of names) {
+      const id = knownIds.get(name);
+      if (id === undefined) unknown.push(name);
+      else ids.set(name, id);
+    }
+    if (unknown.length === 0) return ids;
+    const { rows } = await client.query<{ id: number; name: string }>(`SELECT id, name FROM ${S}.users WHERE name = ANY($1::text[])`, [unknown]);
+    for (const row of rows) {
+      ids.set(row.name, row.id);
+      knownIds.set(row.name, row.id);
+      if (knownIds.size > defaults.userIdCacheMax) knownIds.delete(knownIds.keys().next().value as string);
+    }
+    return ids;
   }
 
   function audienceOf(to: Target, ids: Map<string, number>): { audience: Audience; missing: string[] } {
