@@ -1,8 +1,9 @@
 /**
  * HS256 JWT verification with node:crypto, synchronously. jose verifies through WebCrypto, whose HMAC is an async
  * job on the thread pool: 50–150 µs of a 300–400 µs device handshake on the machines measured, which a reconnect
- * storm pays for every device because a restarted server has verified no JWT yet. The checks are those jose's `jwtVerify` makes for a compact
- * JWS with `algorithms: ['HS256']` and no other options than issuer and audience (RFC 7515 §5.2, RFC 7519 §7.2).
+ * storm pays for every device because a restarted server has verified no JWT yet. The checks are those jose's
+ * `jwtVerify` makes for a compact JWS with `algorithms: ['HS256']` and no other options than issuer and audience
+ * (RFC 7515 §5.2, RFC 7519 §7.2).
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { JWTPayload } from 'jose';

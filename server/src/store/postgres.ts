@@ -456,12 +456,13 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
         topics[2].push(ord);
       });
     });
+    const add = (p: number, user: number, topic: string | null) => {
+      const listed = result[p];
+      if (listed !== 'everyone') listed?.push({ user, topic });
+    };
     if (everyone.length === 0 && topics[0].length === 0) {
       // Only named users (most targeted publishes): they are known already, each once, in request order.
-      named[0].forEach((p, i) => {
-        const listed = result[p];
-        if (listed !== 'everyone') listed?.push({ user: named[1][i] ?? 0, topic: null });
-      });
+      named[0].forEach((p, i) => add(p, named[1][i] ?? 0, null));
       return result;
     }
     const { rows } = await client.query<{ p: number; user_id: number; topic: string | null }>(
@@ -479,10 +480,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
        ) r ORDER BY p, grp, o`,
       [named[0], named[1], named[2], everyone, topics[0], topics[1], topics[2]],
     );
-    for (const row of rows) {
-      const listed = result[row.p];
-      if (listed !== 'everyone') listed?.push({ user: row.user_id, topic: row.topic });
-    }
+    for (const row of rows) add(row.p, row.user_id, row.topic);
     return result;
   }
 
@@ -707,9 +705,11 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       client,
       plans.map((plan) => ({ audience: plan.audience, key: plan.notification.key })),
     );
-    // A scheduled `all` publish answers with the number of users now; it reaches those of its release.
-    const users = reached.includes('everyone') && plans.some((plan) => plan.scheduledFor !== undefined) ? await countUsers(client) : 0;
-    plans.forEach((plan, i) => (plan.recipients = reached[i] === 'everyone' ? users : (reached[i]?.length ?? 0)));
+    // A scheduled publish answers with whom it reaches now (for `all`, the number of users); it reaches those of its
+    // release. An immediate one answers with its deliveries, below.
+    const scheduled = plans.flatMap((plan, i) => (plan.scheduledFor === undefined ? [] : [{ plan, recipients: reached[i] ?? [] }]));
+    const users = scheduled.some(({ recipients }) => recipients === 'everyone') ? await countUsers(client) : 0;
+    for (const { plan, recipients } of scheduled) plan.recipients = recipients === 'everyone' ? users : recipients.length;
     const immediate = plans.flatMap((plan, i) => (plan.scheduledFor === undefined ? [{ plan, recipients: reached[i] ?? [] }] : []));
     const { deliveries, orphans } = await fanOut(
       client,
@@ -931,15 +931,14 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
   const usersByName = async (names: string[]) =>
     new Map((await query<UserRow>(`SELECT ${userColumns} FROM ${S}.users WHERE name = ANY($1::text[])`, [names])).map((row) => [row.name, toUser(row)]));
   const userByName = batched(usersByName);
-  const cursorOf = batched(async (users: number[]) => {
-    const rows = await query<{ id: number; head: number; expired_seq: number }>(`SELECT id, head, expired_seq FROM ${S}.users WHERE id = ANY($1::bigint[])`, [users]);
-    return new Map(rows.map((row) => [row.id, row]));
-  });
-  const heads = async (users: number[]) =>
+  const cursors = async (users: number[]) =>
     users.length === 0
-      ? new Map<number, number>()
-      : new Map((await query<{ id: number; head: number }>(`SELECT id, head FROM ${S}.users WHERE id = ANY($1::bigint[])`, [users])).map((row) => [row.id, row.head]));
-  const headOf = batched(heads);
+      ? new Map<number, { head: number; expired_seq: number }>()
+      : new Map(
+          (await query<{ id: number; head: number; expired_seq: number }>(`SELECT id, head, expired_seq FROM ${S}.users WHERE id = ANY($1::bigint[])`, [users])).map((row) => [row.id, row]),
+        );
+  /** A user's head and expired seq; the `head` and `replay` calls of one turn share the statement. */
+  const cursorOf = batched(cursors);
   /** First sign-ins of one turn: one insert, in name order so that two nodes inserting the same names queue instead of deadlocking. */
   const signedUpAt = new Map<string, number>();
   const ensured = batched(async (names: string[]) => {
@@ -1085,8 +1084,8 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
         return { items: rows.map(toItem), head: cursor.head, gap };
       }, readOnly);
     },
-    head: async (user) => (await headOf(user)) ?? 0,
-    heads,
+    head: async (user) => (await cursorOf(user))?.head ?? 0,
+    heads: async (users) => new Map([...(await cursors(users))].map(([id, cursor]) => [id, cursor.head])),
     markRead: async (user, target, now) => {
       // One statement: the count sees the snapshot before the update, so unread after = unread before - changed.
       const [row] = await query<{ changed: number; unread: number }>(
