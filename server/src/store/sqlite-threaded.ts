@@ -88,6 +88,16 @@ export async function openThreadedSqliteStore(options: SqliteStoreOptions): Prom
   let outbox: Call[] = [];
   let failure: Error | undefined;
 
+  let posting: NodeJS.Immediate | undefined;
+  /** Sends the outbox to the writer as one message. */
+  function post(): void {
+    if (posting !== undefined) clearImmediate(posting);
+    posting = undefined;
+    if (outbox.length === 0) return;
+    const calls = outbox;
+    outbox = [];
+    worker.postMessage(calls);
+  }
   worker.on('message', (replies: Reply[]) => {
     for (const r of replies) {
       const waiter = pending.get(r.id);
@@ -102,16 +112,18 @@ export async function openThreadedSqliteStore(options: SqliteStoreOptions): Prom
     pending.clear();
   });
 
-  /** Calls made in one turn travel in one message, and so share one group commit. */
+  /**
+   * While the writer has none of our calls, a call leaves at the end of the current microtask checkpoint, so
+   * its commit starts at once. While the writer is busy, the calls made meanwhile wait for the end of the
+   * event-loop turn and leave as one message (one structured clone, one wake-up) for its next group commit:
+   * a message per call cost the event loop about 15% more CPU per publish.
+   */
   function call(method: WriteMethod | 'close', args: unknown[]): Promise<unknown> {
     if (failure) return Promise.reject(failure);
     const id = nextId++;
     if (outbox.length === 0) {
-      queueMicrotask(() => {
-        const calls = outbox;
-        outbox = [];
-        worker.postMessage(calls);
-      });
+      if (pending.size === 0) queueMicrotask(post);
+      else posting ??= setImmediate(post);
     }
     outbox.push({ id, method, args });
     return new Promise((resolve, reject) => pending.set(id, { resolve, reject }));
