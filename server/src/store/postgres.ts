@@ -231,6 +231,15 @@ function toItem(row: ItemRow): InboxItem {
   return { seq: row.seq, read: row.read, topic: row.via, notification: toNotification(row) };
 }
 
+/**
+ * A publish that {@link writeNamed} can write: to named users only, without a key, an Idempotency-Key or a delivery time,
+ * so it reads nothing before its write but user ids, which never change.
+ */
+function isNamedOnly({ request, idempotency }: PublishInput): boolean {
+  const { all, topics } = request.to;
+  return idempotency === undefined && request.key === undefined && request.deliverAt === undefined && all !== true && (topics?.length ?? 0) === 0;
+}
+
 function isRetryable(error: unknown): boolean {
   return error instanceof pg.DatabaseError && error.code !== undefined && retryableCodes.has(error.code);
 }
@@ -292,7 +301,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
    * nothing behind: it is rolled back, or, when the connection died, PostgreSQL aborts it and the client is discarded.
    * One outcome stays unknown: a connection lost during COMMIT may or may not have committed (see `commit`).
    */
-  async function transaction<T>(work: (client: PoolClient) => Promise<T>, begin = 'BEGIN'): Promise<T> {
+  async function transaction<T>(work: (client: PoolClient) => Promise<T>, begin: string | null = 'BEGIN'): Promise<T> {
     for (let attempt = 0; ; attempt += 1) {
       const client = await pool.connect();
       let broken = false;
@@ -301,13 +310,14 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       const onError = () => (broken = true);
       client.on('error', onError);
       try {
+        if (begin === null) return await work(client);
         await client.query(begin);
         const result = await work(client);
         await client.query('COMMIT');
         return result;
       } catch (error) {
         if (isConnectionError(error)) broken = true;
-        else {
+        else if (begin !== null) {
           try {
             await client.query('ROLLBACK');
           } catch {
@@ -322,8 +332,11 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       }
     }
   }
-  /** {@link transaction} behind the store's error boundary; the migration at open keeps pg's own errors, which say why. */
-  const run = async <T>(work: (client: PoolClient) => Promise<T>, begin?: string): Promise<T> => {
+  /**
+   * {@link transaction} behind the store's error boundary; the migration at open keeps pg's own errors, which say why.
+   * `begin` null runs `work` outside a transaction: for work that writes in one statement, which commits alone.
+   */
+  const run = async <T>(work: (client: PoolClient) => Promise<T>, begin?: string | null): Promise<T> => {
     try {
       return await transaction(work, begin);
     } catch (error) {
@@ -645,9 +658,14 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     };
   }
 
-  /** Inserts the bodies of new notifications, once each; fills in their nids. */
-  async function insertNotifications(client: PoolClient, plans: Plan[]): Promise<void> {
-    if (plans.length === 0) return;
+  /** Inserts notification bodies from the 14 arrays of {@link bodyColumns} ($1 to $14), returning each one's nid by id. */
+  const insertBodies = `INSERT INTO ${S}.notifications (id, title, body, priority, tags, url, icon, actions, key, created_at, expires_at, publisher, deliver_at, target)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
+                            $10::bigint[], $11::bigint[], $12::text[], $13::bigint[], $14::text[])
+       RETURNING nid, id`;
+
+  /** The columns of {@link insertBodies}, one array each. */
+  function bodyColumns(plans: Plan[]): unknown[][] {
     const c = Array.from({ length: 14 }, (): unknown[] => []);
     for (const { notification: n, scheduledFor, input } of plans) {
       const values = [
@@ -668,19 +686,59 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       ];
       values.forEach((value, i) => c[i]?.push(value));
     }
-    const { rows } = await client.query<{ nid: number; id: string }>(
-      `INSERT INTO ${S}.notifications (id, title, body, priority, tags, url, icon, actions, key, created_at, expires_at, publisher, deliver_at, target)
-       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
-                            $10::bigint[], $11::bigint[], $12::text[], $13::bigint[], $14::text[])
-       RETURNING nid, id`,
-      c,
-    );
+    return c;
+  }
+
+  /** Inserts the bodies of new notifications, once each; fills in their nids. */
+  async function insertNotifications(client: PoolClient, plans: Plan[]): Promise<void> {
+    if (plans.length === 0) return;
+    const { rows } = await client.query<{ nid: number; id: string }>(insertBodies, bodyColumns(plans));
     const nids = new Map(rows.map((row) => [row.id, row.nid]));
     for (const plan of plans) plan.nid = nids.get(plan.notification.id) ?? 0;
   }
 
+  /**
+   * Writes the bodies and inbox rows of publishes to named users only, none keyed, in one statement, which is a transaction
+   * of its own: one round trip instead of BEGIN, the bodies, the locks, the rows and COMMIT. The users' rows are locked
+   * first, in id order, as everywhere (`locked`, which the head update joins, so it runs before any head moves).
+   */
+  async function writeNamed(client: PoolClient, plans: Plan[]): Promise<void> {
+    if (plans.length === 0) return;
+    const rows: [string[], number[], (number | null)[]] = [[], [], []];
+    for (const { notification, audience } of plans) {
+      for (const user of audience.named) {
+        rows[0].push(notification.id);
+        rows[1].push(user);
+        rows[2].push(notification.expiresAt);
+      }
+    }
+    const { rows: written } = await client.query<{ seq: number }>(
+      `WITH ins AS (${insertBodies}),
+       r AS (SELECT * FROM unnest($15::text[], $16::bigint[], $17::bigint[]) WITH ORDINALITY AS r(id, user_id, expires_at, ord)),
+       locked AS (SELECT u.id FROM ${S}.users u WHERE u.id IN (SELECT user_id FROM r) ORDER BY u.id FOR UPDATE),
+       counts AS (SELECT user_id, count(*) AS n FROM r GROUP BY user_id),
+       bumped AS (
+         UPDATE ${S}.users u SET head = u.head + c.n FROM counts c JOIN locked l ON l.id = c.user_id
+          WHERE u.id = c.user_id RETURNING u.id, u.head - c.n AS base
+       ),
+       numbered AS (
+         SELECT r.ord, r.user_id, r.expires_at, ins.nid, b.base + row_number() OVER (PARTITION BY r.user_id ORDER BY r.ord) AS seq
+           FROM r JOIN bumped b ON b.id = r.user_id JOIN ins ON ins.id = r.id
+       ),
+       written AS (INSERT INTO ${S}.inbox (user_id, seq, nid, expires_at) SELECT user_id, seq, nid, expires_at FROM numbered)
+       SELECT seq FROM numbered ORDER BY ord`,
+      [...bodyColumns(plans), ...rows],
+    );
+    if (written.length !== rows[0].length) throw new Error('a recipient vanished during a publish');
+    let i = 0;
+    for (const plan of plans) {
+      plan.deliveries = plan.audience.named.map((user) => ({ user, seq: written[i++]?.seq ?? 0, topic: null }));
+      plan.recipients = plan.deliveries.length;
+    }
+  }
+
   /** One group commit: checks every publish first, then writes the whole group in a handful of set-based statements. */
-  async function commitGroup(client: PoolClient, entries: Pending[]): Promise<PublishOutcome[][]> {
+  async function commitGroup(client: PoolClient, entries: Pending[], named = false): Promise<PublishOutcome[][]> {
     const inputs = entries.flatMap((entry) => entry.inputs);
     const records = await idempotencyRecords(client, inputs);
     const ids = await idsByName(client, [...new Set(inputs.flatMap((input) => input.request.to.users ?? []))]);
@@ -700,6 +758,15 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     });
 
     const plans = drafts.flatMap((list) => list.flatMap((draft) => ('plan' in draft ? [draft.plan] : [])));
+    if (named) await writeNamed(client, plans);
+    else await writeAny(client, plans);
+    return drafts.map((list) =>
+      list.map((draft): PublishOutcome => ('outcome' in draft ? draft.outcome : 'plan' in draft ? settled(draft.plan, false) : settled(draft.retryOf, true))),
+    );
+  }
+
+  /** Writes a group's plans in a handful of set-based statements, inside the group's transaction. */
+  async function writeAny(client: PoolClient, plans: Plan[]): Promise<void> {
     await insertNotifications(client, plans);
     const reached = await resolveAudiences(
       client,
@@ -733,9 +800,6 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
         c,
       );
     }
-    return drafts.map((list) =>
-      list.map((draft): PublishOutcome => ('outcome' in draft ? draft.outcome : 'plan' in draft ? settled(draft.plan, false) : settled(draft.retryOf, true))),
-    );
   }
 
   /** Checks one publish against what is stored and what its group did before it. Writes nothing. */
@@ -782,7 +846,8 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
   async function commit(entries: Pending[]): Promise<void> {
     let results: PublishOutcome[][];
     try {
-      results = await run((client) => commitGroup(client, entries));
+      const named = entries.every((entry) => entry.inputs.every(isNamedOnly));
+      results = await run((client) => commitGroup(client, entries, named), named ? null : undefined);
     } catch (error) {
       // PostgreSQL is unreachable, or the connection died: every call of the group gets 503 at once, none retried here.
       // Nothing is half-written: an open transaction is aborted with its connection. But a connection lost during
