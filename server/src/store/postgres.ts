@@ -737,7 +737,10 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     }
   }
 
-  /** One group commit: checks every publish first, then writes the whole group in a handful of set-based statements. */
+  /**
+   * One group commit: checks every publish first, then writes the whole group: in one statement when `named` (every publish
+   * is {@link isNamedOnly}, and the caller runs this outside a transaction), else in a handful of set-based statements.
+   */
   async function commitGroup(client: PoolClient, entries: Pending[], named = false): Promise<PublishOutcome[][]> {
     const inputs = entries.flatMap((entry) => entry.inputs);
     const records = await idempotencyRecords(client, inputs);
