@@ -51,6 +51,19 @@ export interface CpuShare {
   softirq: number;
   /** Everything else: other jobs on the machine. Above a few percent, the figures are disturbed. */
   other: number;
+  /**
+   * The busiest server process's main thread, its event loop, percent of one core: near 100 it is what limits the server,
+   * however idle the rest of the machine. Absent from results recorded before it was measured.
+   */
+  eventLoop?: number;
+}
+
+/** Table headings for {@link cpuCells}. */
+export const cpuHeadings = ['CPU % server/gen/softirq/other', 'event loop %'];
+
+/** A CPU share as table cells: the four shares, then the busiest event loop ('-' where not measured). */
+export function cpuCells(c: CpuShare): string[] {
+  return [`${c.server}/${c.client}/${c.softirq}/${c.other}`, c.eventLoop === undefined ? '-' : String(c.eventLoop)];
 }
 
 /** CPU time of several processes together, ms. */
@@ -61,6 +74,8 @@ export function readCpuMsOf(pids: number | readonly number[]): number {
 /** Starts measuring CPU use; `stop()` returns the shares since. The server may be several processes. */
 export function startCpuMeter(serverPids: number | readonly number[]): { stop(): CpuShare } {
   const started = performance.now();
+  const pids = typeof serverPids === 'number' ? [serverPids] : serverPids;
+  const loops = pids.map(readMainThreadCpuMs);
   const server = readCpuMsOf(serverPids);
   const own = process.cpuUsage();
   const machine = readMachineCpu();
@@ -74,7 +89,8 @@ export function startCpuMeter(serverPids: number | readonly number[]): { stop():
       const softirqMs = now.softirqMs - machine.softirqMs;
       const otherMs = now.busyMs - machine.busyMs - serverMs - clientMs - softirqMs;
       const percent = (value: number) => Math.max(0, Math.round((value / ms) * 100));
-      return { server: percent(serverMs), client: percent(clientMs), softirq: percent(softirqMs), other: percent(otherMs) };
+      const eventLoopMs = Math.max(0, ...pids.map((pid, i) => readMainThreadCpuMs(pid) - (loops[i] ?? 0)));
+      return { server: percent(serverMs), client: percent(clientMs), softirq: percent(softirqMs), other: percent(otherMs), eventLoop: percent(eventLoopMs) };
     },
   };
 }

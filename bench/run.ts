@@ -14,7 +14,7 @@ import { runLatency, type LatencyResult } from './latency.js';
 import { runMemory, type MemoryResult } from './memory.js';
 import { fullSideBySide, type Measured, peersCharts, peersMarkdown, quickSideBySide, runSideBySide, type PeerScenario, type PeersSection } from './side-by-side.js';
 import { fullScale, quickScale, reportScale, runScale, scaleTargets, type ScaleSection } from './scale.js';
-import { awaitQuiet, machine } from './proc.js';
+import { awaitQuiet, cpuCells, cpuHeadings, machine } from './proc.js';
 import { formatProfile, summarizeProfile, type ProfileSummary } from './profile.js';
 import type { ConfigInput } from '../server/src/index.js';
 import { peerNames, type Target } from './servers.js';
@@ -312,7 +312,7 @@ function report(t: ThroughputSection | undefined, l: LatencySection | undefined,
     out.push('Throughput (closed loop; notifications/s counted on 202, frames counted at the devices)');
     out.push(
       table(
-        ['server', 'publish', 'conns', 'notifications/s', 'requests/s', 'delivered/s', 'all delivered', 'ack p50 ms', 'ack p99 ms', 'CPU % server/gen/softirq/other'],
+        ['server', 'publish', 'conns', 'notifications/s', 'requests/s', 'delivered/s', 'all delivered', 'ack p50 ms', 'ack p99 ms', ...cpuHeadings],
         t.runs.map((r) => [
           names[r.target] + (r.profiled ? ' (profiled)' : ''),
           r.mode === 'batch' ? `batch of ${r.perRequest}` : 'single',
@@ -323,7 +323,7 @@ function report(t: ThroughputSection | undefined, l: LatencySection | undefined,
           r.allDelivered && r.outOfOrder === 0 && r.failedRequests === 0 ? 'yes' : `NO (${r.delivered}/${r.accepted}, ${r.outOfOrder} out of order, ${r.failedRequests} failed)`,
           ms(r.ack.p50),
           ms(r.ack.p99),
-          `${r.cpu.server}/${r.cpu.client}/${r.cpu.softirq}/${r.cpu.other}`,
+          ...cpuCells(r.cpu),
         ]),
       ),
     );
@@ -335,7 +335,7 @@ function report(t: ThroughputSection | undefined, l: LatencySection | undefined,
     out.push('\nLatency (open loop; ms)');
     out.push(
       table(
-        ['server', 'publishes/s', 'measured', 'p50', 'p95', 'p99', 'p99.9', 'max', 'p99 from schedule', 'ack p99', 'sender lag p99', 'lost', 'CPU % server/gen/softirq/other'],
+        ['server', 'publishes/s', 'measured', 'p50', 'p95', 'p99', 'p99.9', 'max', 'p99 from schedule', 'ack p99', 'sender lag p99', 'lost', ...cpuHeadings],
         l.runs.map((r) => [
           names[r.target] + (r.profiled ? ' (profiled)' : ''),
           `${thousands(r.rate)} (${r.rateFrom})`,
@@ -349,7 +349,7 @@ function report(t: ThroughputSection | undefined, l: LatencySection | undefined,
           ms(r.ack.p99),
           ms(r.senderLag.p99),
           String(r.lost),
-          `${r.cpu.server}/${r.cpu.client}/${r.cpu.softirq}/${r.cpu.other}`,
+          ...cpuCells(r.cpu),
         ]),
       ),
     );

@@ -16,7 +16,7 @@ import { measureLatency, type LatencyResult } from './latency.js';
 import { countHolders, startHolder } from './memory.js';
 import { dropClusterSpace, newClusterSpace, openFiles, startNode, type ClusterSpace, type HeraldNode } from './nodes.js';
 import { batchBody, singleBody } from './payload.js';
-import { awaitQuiet, readCpuMsOf, readMachineCpu, readRss, type CpuShare } from './proc.js';
+import { awaitQuiet, cpuCells, cpuHeadings, readCpuMsOf, readMachineCpu, readRss } from './proc.js';
 import { userName } from './servers.js';
 import { distribution, progress, rounded, sleep, sorted, thousands, waitFor, type Distribution } from './stats.js';
 import { batchSize, closedLoop, type PublishMode, type ThroughputResult } from './throughput.js';
@@ -563,7 +563,6 @@ function table(headers: string[], rows: string[][]): string {
 const ms = (value: number) => value.toFixed(2);
 const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
 const verdict = (met: boolean) => (met ? 'met' : 'MISSED');
-const cpuText = (c: CpuShare) => `${c.server}/${c.client}/${c.softirq}/${c.other}`;
 
 /** The results tables of the scale scenario and its rows of the targets table. */
 export function reportScale(s: ScaleSection): { text: string; summary: string[][] } {
@@ -574,7 +573,7 @@ export function reportScale(s: ScaleSection): { text: string; summary: string[][
   const summary: string[][] = [];
   out.push(
     table(
-      ['publish', 'conns', 'notifications/s', 'requests/s', 'delivered/s', 'all delivered', 'ack p50 ms', 'ack p99 ms', 'CPU % server/gen/softirq/other'],
+      ['publish', 'conns', 'notifications/s', 'requests/s', 'delivered/s', 'all delivered', 'ack p50 ms', 'ack p99 ms', ...cpuHeadings],
       s.throughput.map((r) => [
         r.mode === 'batch' ? `batch of ${r.perRequest}` : 'single',
         String(r.connections),
@@ -584,7 +583,7 @@ export function reportScale(s: ScaleSection): { text: string; summary: string[][
         r.allDelivered && r.outOfOrder === 0 && r.failedRequests === 0 ? 'yes' : `NO (${r.delivered}/${r.accepted}, ${r.outOfOrder} out of order, ${r.failedRequests} failed)`,
         ms(r.ack.p50),
         ms(r.ack.p99),
-        cpuText(r.cpu),
+        ...cpuCells(r.cpu),
       ]),
     ),
   );
@@ -595,7 +594,7 @@ export function reportScale(s: ScaleSection): { text: string; summary: string[][
     out.push('\nLatency through both nodes (open loop; ms)');
     out.push(
       table(
-        ['publishes/s', 'measured', 'p50', 'p95', 'p99', 'p99.9', 'max', 'ack p99', 'sender lag p99', 'lost', 'CPU % server/gen/softirq/other'],
+        ['publishes/s', 'measured', 'p50', 'p95', 'p99', 'p99.9', 'max', 'ack p99', 'sender lag p99', 'lost', ...cpuHeadings],
         s.latency.map((r) => [
           `${thousands(r.rate)} (${r.rateFrom})`,
           thousands(r.measured),
@@ -607,7 +606,7 @@ export function reportScale(s: ScaleSection): { text: string; summary: string[][
           ms(r.ack.p99),
           ms(r.senderLag.p99),
           String(r.lost),
-          cpuText(r.cpu),
+          ...cpuCells(r.cpu),
         ]),
       ),
     );
