@@ -88,12 +88,8 @@ export async function openThreadedSqliteStore(options: SqliteStoreOptions): Prom
   let outbox: Call[] = [];
   let failure: Error | undefined;
 
-  let posting: NodeJS.Immediate | undefined;
-  /** Sends the outbox to the writer as one message. */
+  /** Sends the outbox to the writer as one message; scheduled once, by the call that found the outbox empty. */
   function post(): void {
-    if (posting !== undefined) clearImmediate(posting);
-    posting = undefined;
-    if (outbox.length === 0) return;
     const calls = outbox;
     outbox = [];
     worker.postMessage(calls);
@@ -123,7 +119,7 @@ export async function openThreadedSqliteStore(options: SqliteStoreOptions): Prom
     const id = nextId++;
     if (outbox.length === 0) {
       if (pending.size === 0) queueMicrotask(post);
-      else posting ??= setImmediate(post);
+      else setImmediate(post);
     }
     outbox.push({ id, method, args });
     return new Promise((resolve, reject) => pending.set(id, { resolve, reject }));
