@@ -574,6 +574,21 @@ export function describeStore(name: string, createBackend: () => Promise<StoreBa
         expect(await count('SELECT count(*) FROM idempotency')).toBe(0);
       });
 
+      it('writes nothing when the last input of a batch fails after megabytes of writes, while a publish in the same group commits', async () => {
+        const names = Array.from({ length: 40 }, (_, i) => `u${i}`);
+        const ids = await users(...names);
+        const body = 'x'.repeat(2_000);
+        const single = store.publish(input(request({ users: ['u0'] })));
+        const batch = store.publishBatch([
+          ...Array.from({ length: 600 }, (_, i) => input(request({ users: [names[i % names.length] ?? 'u0'] }, { body }))),
+          input(request({ users: ['ghost'] })),
+        ]);
+        expect(await batch).toEqual([{ ok: false, code: 'unknown_user', users: ['ghost'], index: 600 }]);
+        expect(ok(await single).deliveries).toEqual([{ user: ids[0], seq: 1, topic: null }]);
+        expect(await count('SELECT count(*) FROM notifications')).toBe(1);
+        expect(await Promise.all(ids.map((id) => store.head(id)))).toEqual([1, ...ids.slice(1).map(() => 0)]);
+      });
+
       it('writes nothing when an idempotency key is reused within the batch, while other publishes in the same group commit', async () => {
         const [a = 0] = await users('a');
         const batch = store.publishBatch([

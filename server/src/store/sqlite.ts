@@ -209,6 +209,9 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
     db.pragma('journal_mode = WAL');
     db.pragma(`synchronous = ${synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
     db.pragma('foreign_keys = ON');
+    // Statement and savepoint journals in memory: past 64 KiB SQLite spills them to a temporary file, and a
+    // publishBatch savepoint then wrote every page it touched there once more (44% of the writer's time in batches).
+    db.pragma('temp_store = MEMORY');
     db.pragma(`wal_autocheckpoint = ${Math.trunc(options.walAutocheckpointPages ?? defaults.walAutocheckpointPages)}`);
     const version = db.pragma('user_version', { simple: true }) as number;
     if (version > schemaVersion) {
