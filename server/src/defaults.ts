@@ -23,7 +23,11 @@ export const defaults = {
   maxBufferedBytes: 1024 * 1024,
   /** Milliseconds between idle `heartbeat` frames. Below common 60 s proxy idle timeouts. */
   heartbeatMs: 25_000,
-  /** Milliseconds between protocol pings; a peer that missed the previous pong is terminated. */
+  /**
+   * Milliseconds between protocol pings; a peer that missed the previous pong is terminated. An idle device's
+   * ping leaves with its heartbeat when it would fall due before the next one (stream.ts), so it comes every
+   * 25-30 s at these defaults, at no write of its own.
+   */
   pingIntervalMs: 30_000,
   /** Milliseconds an unauthenticated socket has to send `hello` (contract: 5 s). */
   helloTimeoutMs: 5_000,

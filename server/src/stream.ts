@@ -74,7 +74,11 @@ class Session implements Peer {
   /** Started live-only: the client's first `hello` may still come, and is then answered with a replay. */
   #awaitingHello = false;
   lastSentAt: number;
-  alive = true;
+  /** Whether the last ws ping was answered; when it was sent (`performance.now()`: pings keep real time). */
+  #alive = true;
+  pingedAt = performance.now();
+  /** A ws ping waits for this turn's write, to leave with the frames queued in the same turn. */
+  #pingDue = false;
   /** Ends this handshake's admission (admission.ts): once synced, once waiting for the client to speak, or on close. */
   settle: (() => void) | undefined;
 
@@ -86,7 +90,7 @@ class Session implements Peer {
   ) {
     this.lastSentAt = deps.now();
     ws.on('message', (data, isBinary) => void this.#onMessage(data, isBinary));
-    ws.on('pong', () => (this.alive = true));
+    ws.on('pong', () => (this.#alive = true));
     ws.on('close', (code) => this.#onClose(code));
     ws.on('error', (error) => deps.logger.debug({ err: error, ip }, 'socket error'));
   }
@@ -129,13 +133,28 @@ class Session implements Peer {
   }
 
   flush(): void {
-    if (this.#outbox.length === 0 || this.ws.readyState !== WebSocket.OPEN) return;
+    if ((this.#outbox.length === 0 && !this.#pingDue) || this.ws.readyState !== WebSocket.OPEN) return;
     this.raw.cork();
     for (const data of this.#outbox) this.ws.send(data, { binary: false });
+    if (this.#pingDue) this.ws.ping();
     this.raw.uncork();
+    this.#pingDue = false;
+    if (this.#outbox.length === 0) return;
     this.#outbox = [];
     this.#outboxBytes = 0;
     this.lastSentAt = this.deps.now();
+  }
+
+  /** Pings with this turn's write; a peer that did not answer the previous ping is cut off instead. */
+  ping(now: number): void {
+    if (!this.#alive) {
+      this.ws.terminate();
+      return;
+    }
+    this.#alive = false;
+    this.pingedAt = now;
+    this.#pingDue = true;
+    this.deps.hub.markDirty(this);
   }
 
   close(code: number, reason: string): void {
@@ -519,28 +538,21 @@ export function createStream(deps: StreamDeps): Stream {
   });
   const sessions = new Set<Session>();
 
-  const pinger = setInterval(() => {
-    for (const session of sessions) {
-      if (!session.alive) {
-        session.ws.terminate();
-        continue;
-      }
-      session.alive = false;
-      session.ws.ping();
-    }
-  }, config.pingIntervalMs).unref();
+  const sweeper = setInterval(() => void sweep(), Math.min(config.heartbeatMs / 2, config.pingIntervalMs / 2, 5_000)).unref();
 
-  const heartbeats = setInterval(
-    () => void sweepHeartbeats(),
-    Math.min(config.heartbeatMs / 2, 5_000),
-  ).unref();
-
-  async function sweepHeartbeats(): Promise<void> {
+  /**
+   * Expires tokens, pings, and sends heartbeats to idle sessions. A ping that would fall due before a session's
+   * next heartbeat leaves with this one, in the same write: an idle device costs one write per interval, not two.
+   */
+  async function sweep(): Promise<void> {
     const now = deps.now();
-    const idle = [...sessions].filter((s) => s.live && now - s.lastSentAt >= config.heartbeatMs);
+    const pingNow = performance.now();
+    const idle: Session[] = [];
     for (const session of sessions) {
       const expiresAt = session.expiresAt;
       if (expiresAt !== null && expiresAt <= now) session.close(CloseCode.unauthorized, 'token expired');
+      else if (session.live && now - session.lastSentAt >= config.heartbeatMs) idle.push(session);
+      else if (pingNow - session.pingedAt >= config.pingIntervalMs) session.ping(pingNow);
     }
     if (idle.length === 0) return;
     let heads: Map<number, number> | undefined;
@@ -550,7 +562,11 @@ export function createStream(deps: StreamDeps): Stream {
       // The link is fine even when the store is not: heartbeats still go out, carrying each device's own last seq.
       logger.debug({ err: error }, 'heartbeat heads unavailable');
     }
-    for (const session of idle) session.heartbeat(deps.now(), heads?.get(session.user));
+    const pingAt = performance.now();
+    for (const session of idle) {
+      if (pingAt - session.pingedAt >= config.pingIntervalMs - config.heartbeatMs) session.ping(pingAt);
+      session.heartbeat(deps.now(), heads?.get(session.user));
+    }
   }
 
   function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -618,8 +634,7 @@ export function createStream(deps: StreamDeps): Stream {
       clearTimeout(force);
     },
     stop() {
-      clearInterval(pinger);
-      clearInterval(heartbeats);
+      clearInterval(sweeper);
       wss.close();
     },
   };

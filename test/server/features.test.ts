@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SignJWT, exportJWK, generateKeyPair } from 'jose';
+import { WebSocket } from 'ws';
 import type { ConfigInput } from '../../server/src/index.js';
 import { TestClient, deviceFor, publish, startServer, type TestServer } from '../helpers.js';
 
@@ -180,6 +181,40 @@ describe('session', () => {
     expect(await client.next('synced')).toEqual({ type: 'synced', head: 1, replayed: 1, gap: false });
     clock += 150;
     expect(await client.next('heartbeat')).toEqual({ type: 'heartbeat', head: 1 });
+  });
+
+  it('pings every socket and cuts off one that stops answering', async () => {
+    await server({ pingIntervalMs: 200 });
+    const { token } = await deviceFor(t, 'alice');
+    const healthy = await live(token);
+    const mute = await TestClient.open(t.wsUrl, token, { autoPong: false });
+    cleanups.unshift(() => mute.close());
+    mute.send({ type: 'hello', v: 1 });
+    await mute.next('synced');
+    let pings = 0;
+    const pinged = new Promise<void>((resolve) => healthy.ws.on('ping', () => ++pings === 3 && resolve()));
+    expect((await mute.closed).code).toBe(1006);
+    await pinged;
+    expect(healthy.ws.readyState).toBe(WebSocket.OPEN);
+  });
+
+  it("sends an idle device's ping in the same write as its heartbeat", async () => {
+    await server({ heartbeatMs: 150, pingIntervalMs: 150 });
+    const { token } = await deviceFor(t, 'alice');
+    const ws = new WebSocket(t.wsUrl, { headers: { authorization: `Bearer ${token}` } });
+    // ws parses a chunk and emits its events before this listener runs: `chunks` numbers the chunk being parsed.
+    let chunks = 0;
+    ws.once('upgrade', (res) => res.socket.on('data', () => chunks++));
+    const client = TestClient.wrap(ws);
+    cleanups.unshift(() => client.close());
+    const pingChunks: number[] = [];
+    ws.on('ping', () => pingChunks.push(chunks));
+    await once(ws, 'open');
+    client.send({ type: 'hello', v: 1 });
+    await client.next('synced');
+    const heartbeatChunk = new Promise<number>((resolve) => ws.on('message', (data: Buffer) => data.toString().includes('"heartbeat"') && resolve(chunks)));
+    clock += 150;
+    expect(pingChunks).toContain(await heartbeatChunk);
   });
 
   it('closes a socket with 4501 when its token expires', async () => {
