@@ -29,6 +29,11 @@ export const defaults = {
    * 25-30 s at these defaults, at no write of its own.
    */
   pingIntervalMs: 30_000,
+  /**
+   * Milliseconds between the event-loop delay samples behind the `herald_nodejs_eventloop_lag_*` metrics.
+   * prom-client's default, 10 ms, woke an idle server 100 times a second.
+   */
+  eventLoopSampleMs: 100,
   /** Milliseconds an unauthenticated socket has to send `hello` (contract: 5 s). */
   helloTimeoutMs: 5_000,
   /** Milliseconds a header-authenticated socket waits for `hello` before going live-only (contract: 2 s). */

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { defaults } from './defaults.js';
 import type { BrokerStats } from './broker/broker.js';
 import type { PoolStats } from './store/store.js';
 
@@ -13,7 +14,7 @@ export interface MetricSources {
 /** Prometheus metrics, on a registry of their own so several servers can live in one process (tests). */
 export function createMetrics() {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'herald_' });
+  collectDefaultMetrics({ register: registry, prefix: 'herald_', eventLoopMonitoringPrecision: defaults.eventLoopSampleMs });
   const sources: MetricSources = {};
   new Counter({
     name: 'herald_broker_messages_total',
