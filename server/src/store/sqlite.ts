@@ -282,7 +282,8 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
   // A publish to `all` without a key, set-based: every head moves up one, then every user gets a row at its new head.
   const bumpAllHeads = db.prepare<[], [number, number]>('UPDATE users SET head = head + 1 RETURNING id, head').raw();
   const insertItemsForAll = db.prepare<[number, number | null]>('INSERT INTO inbox (user_id, seq, nid, topic, key, expires_at) SELECT id, head, ?, NULL, NULL, ? FROM users');
-  const deleteByKey = db.prepare<[number, string], number>('DELETE FROM inbox WHERE user_id = ? AND key = ? RETURNING nid').pluck();
+  const itemByKey = db.prepare<[number, string], { seq: number; nid: number }>('SELECT seq, nid FROM inbox WHERE user_id = ? AND key = ?');
+  const deleteItem = db.prepare<[number, number]>('DELETE FROM inbox WHERE user_id = ? AND seq = ?');
   const deleteOne = db.prepare<[number, number], number>('DELETE FROM inbox WHERE user_id = ? AND seq = ? RETURNING nid').pluck();
   const deleteItemsOf = db.prepare<[number], { user_id: number; seq: number }>('DELETE FROM inbox WHERE nid = ? RETURNING user_id, seq');
   const deleteExpired = db.prepare<[number], RemovedRow>('DELETE FROM inbox WHERE expires_at <= ? RETURNING user_id, seq, nid');
@@ -387,8 +388,11 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
     const deliveries: Delivery[] = [];
     for (const [user, topic] of recipients) {
       if (n.key !== null) {
-        const replaced = deleteByKey.get(user, n.key);
-        if (replaced !== undefined) orphans.add(replaced);
+        const replaced = itemByKey.get(user, n.key);
+        if (replaced !== undefined) {
+          deleteItem.run(user, replaced.seq);
+          orphans.add(replaced.nid);
+        }
       }
       bumpHead.run(user);
       const seq = headOf.get(user);
