@@ -237,8 +237,9 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
   const headOf = db.prepare<[number], number>('SELECT head FROM users WHERE id = ?').pluck();
   const headsOf = db.prepare<[string], { id: number; head: number }>('SELECT id, head FROM users WHERE id IN (SELECT value FROM json_each(?))');
   const cursorOf = db.prepare<[number], { head: number; expired_seq: number }>('SELECT head, expired_seq FROM users WHERE id = ?');
-  // No RETURNING on the hot path: SQLite runs RETURNING as a trigger, and a statement with a trigger copies every page
-  // it writes into a statement journal first (with the journal walks, 20% of the writer thread under batches).
+  // No RETURNING on the publish path (here, the notification's insert, a keyed publish's delete): SQLite runs RETURNING
+  // as a trigger, and a statement with a trigger first copies every page it writes into a statement journal (with the
+  // journal's walks, 20% of the writer thread under batches).
   const bumpHead = db.prepare<[number]>('UPDATE users SET head = head + 1 WHERE id = ?');
   const raiseExpired = db.prepare<[number, number]>('UPDATE users SET expired_seq = max(expired_seq, ?) WHERE id = ?');
   // Rows all above head - max fit in max slots, so only a user with a row at or below it can hold too many: one index probe each.
@@ -283,7 +284,7 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
   const bumpAllHeads = db.prepare<[], [number, number]>('UPDATE users SET head = head + 1 RETURNING id, head').raw();
   const insertItemsForAll = db.prepare<[number, number | null]>('INSERT INTO inbox (user_id, seq, nid, topic, key, expires_at) SELECT id, head, ?, NULL, NULL, ? FROM users');
   const itemByKey = db.prepare<[number, string], { seq: number; nid: number }>('SELECT seq, nid FROM inbox WHERE user_id = ? AND key = ?');
-  const deleteItem = db.prepare<[number, number]>('DELETE FROM inbox WHERE user_id = ? AND seq = ?');
+  const deleteReplaced = db.prepare<[number, number]>('DELETE FROM inbox WHERE user_id = ? AND seq = ?');
   const deleteOne = db.prepare<[number, number], number>('DELETE FROM inbox WHERE user_id = ? AND seq = ? RETURNING nid').pluck();
   const deleteItemsOf = db.prepare<[number], { user_id: number; seq: number }>('DELETE FROM inbox WHERE nid = ? RETURNING user_id, seq');
   const deleteExpired = db.prepare<[number], RemovedRow>('DELETE FROM inbox WHERE expires_at <= ? RETURNING user_id, seq, nid');
@@ -390,7 +391,7 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
       if (n.key !== null) {
         const replaced = itemByKey.get(user, n.key);
         if (replaced !== undefined) {
-          deleteItem.run(user, replaced.seq);
+          deleteReplaced.run(user, replaced.seq);
           orphans.add(replaced.nid);
         }
       }
