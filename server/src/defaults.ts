@@ -108,6 +108,14 @@ export const defaults = {
   sqliteBusyTimeoutMs: 5_000,
   /** Milliseconds an `Idempotency-Key` is remembered. */
   idempotencyWindowMs: 24 * 60 * 60 * 1000,
+  /**
+   * SQLite inbox rows kept in the small table of new rows (`inbox_recent`) before they settle, per user and at least:
+   * enough that a user's rows settle several at a time, few enough that a broadcast touches few of its pages.
+   */
+  inboxRecentPerUser: 16,
+  inboxRecentMin: 65_536,
+  /** Rows settled in one transaction (count): the writer is busy for a few milliseconds each time. */
+  inboxSettleSlice: 4_096,
   /** WAL pages (4 KiB) at which an in-thread store checkpoints as it commits: a hot page is copied back once per checkpoint. */
   walAutocheckpointPages: 4_000,
   /** WAL pages at which the threaded store's writer checkpoints by itself: only if the checkpointer falls far behind (256 MiB). */

@@ -55,7 +55,7 @@ describe('sqlite opening', () => {
 
   it('creates the schema in WAL mode with a schema version, and reopens an existing file', async () => {
     expect(peek('PRAGMA journal_mode')).toBe('wal');
-    expect(peek('PRAGMA user_version')).toBe(1);
+    expect(peek('PRAGMA user_version')).toBe(2);
     const alice = await store.createUser('alice', null, 1);
     await reopen();
     expect((await store.userByName('alice'))?.id).toBe(alice?.id);
@@ -90,5 +90,96 @@ describe('sqlite opening', () => {
     expect(peek('SELECT count(*) FROM inbox')).toBe(64);
     await Promise.all(pending);
     expect(await store.head(alice?.id ?? 0)).toBe(100);
+  });
+});
+
+describe('sqlite inbox tables (inbox_recent, inbox_settled)', () => {
+  let dir: string;
+  let file: string;
+  let store: Store;
+  const peek = (sql: string): unknown => peekAt(file, sql);
+  const publisher = 'app-1';
+
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'herald-'));
+    file = path.join(dir, 'herald.db');
+    store = openSqliteStore({ file });
+  });
+
+  afterEach(async () => {
+    await store.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  const seqsOf = async (user: number, since = 0, limit = 10_000): Promise<number[]> => (await store.replay(user, since, limit, 1_000)).items.map((item) => item.seq);
+
+  it('upgrades a version-1 file: its one inbox table becomes inbox_settled, and new rows land beside its rows', async () => {
+    const alice = await store.createUser('alice', null, 1);
+    const user = alice?.id ?? 0;
+    for (const id of ['n1', 'n2']) await store.publish({ id, request: { to: { users: ['alice'] }, title: id }, publisher, now: 1_000 });
+    await store.close();
+    // Version 1's layout: the same rows in one table named inbox, with the index names inbox_settled keeps.
+    const db = new Database(file);
+    db.exec(`DROP VIEW inbox; ALTER TABLE inbox_settled RENAME TO inbox; INSERT INTO inbox SELECT * FROM inbox_recent; DROP TABLE inbox_recent;
+      PRAGMA user_version = 1;`);
+    db.close();
+    expect(peek("SELECT count(*) FROM sqlite_schema WHERE name LIKE 'inbox_recent%'")).toBe(0);
+
+    store = openSqliteStore({ file });
+    expect(peek('PRAGMA user_version')).toBe(2);
+    expect(peek("SELECT type FROM sqlite_schema WHERE name = 'inbox'")).toBe('view');
+    expect(peek('SELECT count(*) FROM inbox_settled')).toBe(2);
+    await store.publish({ id: 'n3', request: { to: { users: ['alice'] }, title: 'n3' }, publisher, now: 1_000 });
+    expect(peek('SELECT count(*) FROM inbox_recent')).toBe(1);
+    expect(await seqsOf(user)).toEqual([1, 2, 3]);
+    expect((await store.inbox(user, { limit: 10 }, 1_000)).items.map((item) => item.notification.title)).toEqual(['n3', 'n2', 'n1']);
+  });
+
+  it('settles rows once inbox_recent fills, and every read and change sees both tables', async () => {
+    const names = Array.from({ length: 100 }, (_, i) => `u${i}`);
+    for (const name of names) await store.createUser(name, null, 1);
+    const u0 = (await store.userByName('u0'))?.id ?? 0;
+    const keyed = (id: string) => store.publish({ id, request: { to: { users: names }, title: id, key: 'k' }, publisher, now: 1_000 });
+    const broadcasts = (from: number, count: number) =>
+      store.publishBatch(Array.from({ length: count }, (_, i) => ({ id: `b${from + i}`, request: { to: { all: true as const }, title: `b${from + i}` }, publisher, now: 1_000 })));
+
+    // seq 1: a keyed row for everyone; seqs 2..701: 700 broadcasts, 70,000 rows, over the 65,536 that start a settle.
+    await keyed('k1');
+    for (let i = 0; i < 7; i++) await broadcasts(i * 100, 100);
+    expect(peek('SELECT count(*) FROM inbox_settled')).toBe(0);
+    // The settle runs on the next event-loop turn, ahead of this publish's group commit (seqs 702..705).
+    await broadcasts(700, 4);
+    const settled = Number(peek('SELECT count(*) FROM inbox_settled'));
+    expect(settled).toBeGreaterThanOrEqual(70_000 + 100 - 65_536);
+    expect(Number(peek('SELECT count(*) FROM inbox_recent')) + settled).toBe(70_500);
+    expect(peek('SELECT count(*) FROM inbox_settled WHERE user_id = 1 AND seq = 1')).toBe(1);
+
+    // seq 706 replaces the settled keyed row.
+    await keyed('k2');
+    expect(peek("SELECT count(*) FROM inbox WHERE key = 'k'")).toBe(100);
+    expect(peek("SELECT count(*) FROM inbox_recent WHERE key = 'k'")).toBe(100);
+    const all = Array.from({ length: 705 }, (_, i) => i + 2);
+    expect(await seqsOf(u0)).toEqual(all);
+    expect(await seqsOf(u0, 690, 20)).toEqual(all.slice(689, 705));
+    const page = await store.inbox(u0, { before: 704, limit: 5 }, 1_000);
+    expect(page.items.map((item) => item.seq)).toEqual([703, 702, 701, 700, 699]);
+    expect(page.unread).toBe(705);
+
+    expect(await store.markRead(u0, { upTo: 703 }, 1_000)).toEqual({ unread: 3, changed: true });
+    expect(await store.markRead(u0, { seqs: [2, 704] }, 1_000)).toEqual({ unread: 2, changed: true });
+    expect(await store.deleteItem(u0, 3)).toBe(true);
+    expect(await store.deleteItem(u0, 705)).toBe(true);
+    expect(await store.deleteItem(u0, 705)).toBe(false);
+
+    const settledOnes = await store.retract('b0', undefined);
+    expect(settledOnes?.size).toBe(100);
+    expect(settledOnes?.get(u0)).toEqual([2]);
+    expect((await store.retract('b702', undefined))?.get(u0)).toEqual([704]);
+    expect(await seqsOf(u0)).toEqual(all.filter((seq) => ![2, 3, 704, 705].includes(seq)));
+
+    // Retention by count keeps each user's 10 newest, wherever they are.
+    await store.sweep(1_000, { maxAgeMs: 24 * 60 * 60 * 1000, maxPerUser: 10 });
+    expect(await seqsOf(u0)).toEqual([695, 696, 697, 698, 699, 700, 701, 702, 703, 706]);
+    expect(peek('SELECT count(*) FROM inbox')).toBe(1_000);
   });
 });

@@ -47,8 +47,31 @@ export interface SqliteStoreOptions {
 }
 
 const { groupCommitMax: defaultGroupCommitMax, sqliteBusyTimeoutMs: busyTimeoutMs, idempotencyWindowMs } = defaults;
-/** Version of the schema below, kept in `PRAGMA user_version`. */
-const schemaVersion = 1;
+/** Version of the schema below, kept in `PRAGMA user_version`. Version 1 had one inbox table, now `inbox_settled`. */
+const schemaVersion = 2;
+
+/**
+ * The inbox is two tables of the same rows, read together through the view `inbox`. New rows go to `inbox_recent`,
+ * small enough that a publish to thousands of users touches a few hundred of its pages; they move to `inbox_settled`
+ * in slices in key order (`settleSlice`), so several rows of a user at once. With one table clustered by (user, seq),
+ * a broadcast wrote one 4 KiB page per recipient to the WAL once users had a page of history: 20 MB for 5,000 users.
+ * `indexPrefix` keeps version 1's index names on the settled table.
+ */
+function inboxTable(name: string, indexPrefix: string): string {
+  return `CREATE TABLE IF NOT EXISTS ${name} (
+  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+  seq INTEGER NOT NULL,
+  nid INTEGER NOT NULL REFERENCES notifications(nid),
+  read INTEGER NOT NULL DEFAULT 0,
+  topic TEXT,
+  key TEXT,
+  expires_at INTEGER,
+  PRIMARY KEY (user_id, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS ${indexPrefix}_notification ON ${name}(nid);
+CREATE UNIQUE INDEX IF NOT EXISTS ${indexPrefix}_key ON ${name}(user_id, key) WHERE key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS ${indexPrefix}_expires ON ${name}(expires_at) WHERE expires_at IS NOT NULL;`;
+}
 
 const schema = `
 CREATE TABLE IF NOT EXISTS users (
@@ -97,19 +120,9 @@ CREATE TABLE IF NOT EXISTS notifications (
 );
 CREATE INDEX IF NOT EXISTS notifications_created ON notifications(created_at);
 CREATE INDEX IF NOT EXISTS notifications_due ON notifications(deliver_at) WHERE deliver_at IS NOT NULL;
-CREATE TABLE IF NOT EXISTS inbox (
-  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-  seq INTEGER NOT NULL,
-  nid INTEGER NOT NULL REFERENCES notifications(nid),
-  read INTEGER NOT NULL DEFAULT 0,
-  topic TEXT,
-  key TEXT,
-  expires_at INTEGER,
-  PRIMARY KEY (user_id, seq)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS inbox_notification ON inbox(nid);
-CREATE UNIQUE INDEX IF NOT EXISTS inbox_key ON inbox(user_id, key) WHERE key IS NOT NULL;
-CREATE INDEX IF NOT EXISTS inbox_expires ON inbox(expires_at) WHERE expires_at IS NOT NULL;
+${inboxTable('inbox_settled', 'inbox')}
+${inboxTable('inbox_recent', 'inbox_recent')}
+CREATE VIEW IF NOT EXISTS inbox AS SELECT * FROM inbox_settled UNION ALL SELECT * FROM inbox_recent;
 CREATE TABLE IF NOT EXISTS idempotency (
   publisher TEXT NOT NULL,
   key TEXT NOT NULL,
@@ -218,6 +231,8 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
       throw new Error(`${options.file} has schema version ${version}; this server knows up to ${schemaVersion}`);
     }
     db.transaction(() => {
+      // Read again under the write lock: another process (`--workers`) may have upgraded the file meanwhile.
+      if (db.pragma('user_version', { simple: true }) === 1) db.exec('ALTER TABLE inbox RENAME TO inbox_settled');
       db.exec(schema);
       db.pragma(`user_version = ${schemaVersion}`);
     }).immediate();
@@ -277,22 +292,32 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
   );
   const deleteOldNotifications = db.prepare<[number]>('DELETE FROM notifications WHERE created_at < ? AND deliver_at IS NULL');
 
+  // Reads go through the view `inbox`; writes name a table: new rows go to inbox_recent, changes go to both.
+  type OnBoth<P extends unknown[], R = unknown> = readonly [Database.Statement<P, R>, Database.Statement<P, R>];
+  const onBoth = <P extends unknown[], R = unknown>(sql: string): OnBoth<P, R> => [
+    db.prepare<P, R>(sql.replace('{inbox}', 'inbox_settled')),
+    db.prepare<P, R>(sql.replace('{inbox}', 'inbox_recent')),
+  ];
+  const changesOnBoth = <P extends unknown[]>([settled, recent]: OnBoth<P>, ...params: P): number => settled.run(...params).changes + recent.run(...params).changes;
+  const rowsOnBoth = <P extends unknown[], R>([settled, recent]: OnBoth<P, R>, ...params: P): R[] => [...settled.all(...params), ...recent.all(...params)];
   const insertItem = db.prepare<[number, number, number, string | null, string | null, number | null]>(
-    'INSERT INTO inbox (user_id, seq, nid, topic, key, expires_at) VALUES (?, ?, ?, ?, ?, ?)',
+    'INSERT INTO inbox_recent (user_id, seq, nid, topic, key, expires_at) VALUES (?, ?, ?, ?, ?, ?)',
   );
   // A publish to `all` without a key, set-based: every head moves up one, then every user gets a row at its new head.
   const bumpAllHeads = db.prepare<[], [number, number]>('UPDATE users SET head = head + 1 RETURNING id, head').raw();
-  const insertItemsForAll = db.prepare<[number, number | null]>('INSERT INTO inbox (user_id, seq, nid, topic, key, expires_at) SELECT id, head, ?, NULL, NULL, ? FROM users');
+  const insertItemsForAll = db.prepare<[number, number | null]>(
+    'INSERT INTO inbox_recent (user_id, seq, nid, topic, key, expires_at) SELECT id, head, ?, NULL, NULL, ? FROM users',
+  );
+  const nidOf = db.prepare<[number, number], number>('SELECT nid FROM inbox WHERE user_id = ? AND seq = ?').pluck();
   const itemByKey = db.prepare<[number, string], { seq: number; nid: number }>('SELECT seq, nid FROM inbox WHERE user_id = ? AND key = ?');
-  const deleteReplaced = db.prepare<[number, number]>('DELETE FROM inbox WHERE user_id = ? AND seq = ?');
-  const deleteOne = db.prepare<[number, number], number>('DELETE FROM inbox WHERE user_id = ? AND seq = ? RETURNING nid').pluck();
-  const deleteItemsOf = db.prepare<[number], { user_id: number; seq: number }>('DELETE FROM inbox WHERE nid = ? RETURNING user_id, seq');
-  const deleteExpired = db.prepare<[number], RemovedRow>('DELETE FROM inbox WHERE expires_at <= ? RETURNING user_id, seq, nid');
-  const deleteOlderThan = db.prepare<[number], RemovedRow>(
-    'DELETE FROM inbox WHERE nid IN (SELECT nid FROM notifications WHERE created_at < ? AND deliver_at IS NULL) RETURNING user_id, seq, nid',
+  const deleteItem = onBoth<[number, number]>('DELETE FROM {inbox} WHERE user_id = ? AND seq = ?');
+  const deleteItemsOf = onBoth<[number], { user_id: number; seq: number }>('DELETE FROM {inbox} WHERE nid = ? RETURNING user_id, seq');
+  const deleteExpired = onBoth<[number], RemovedRow>('DELETE FROM {inbox} WHERE expires_at <= ? RETURNING user_id, seq, nid');
+  const deleteOlderThan = onBoth<[number], RemovedRow>(
+    'DELETE FROM {inbox} WHERE nid IN (SELECT nid FROM notifications WHERE created_at < ? AND deliver_at IS NULL) RETURNING user_id, seq, nid',
   );
   const nthNewestSeq = db.prepare<[number, number], number>('SELECT seq FROM inbox WHERE user_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?').pluck();
-  const deleteUpTo = db.prepare<[number, number], RemovedRow>('DELETE FROM inbox WHERE user_id = ? AND seq <= ? RETURNING user_id, seq, nid');
+  const deleteUpTo = onBoth<[number, number], RemovedRow>('DELETE FROM {inbox} WHERE user_id = ? AND seq <= ? RETURNING user_id, seq, nid');
 
   const inboxPage = db.prepare<InboxParams, ItemRow>(
     `SELECT i.seq, i.read, i.topic AS via, ${notificationColumns}
@@ -317,12 +342,25 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
   const unreadCount = db.prepare<[number, number], number>(
     'SELECT count(*) FROM inbox WHERE user_id = ? AND read = 0 AND (expires_at IS NULL OR expires_at > ?)',
   ).pluck();
-  const markSeqs = db.prepare<[number, number, string]>(
-    'UPDATE inbox SET read = 1 WHERE user_id = ? AND read = 0 AND (expires_at IS NULL OR expires_at > ?) AND seq IN (SELECT value FROM json_each(?))',
+  const markSeqs = onBoth<[number, number, string]>(
+    'UPDATE {inbox} SET read = 1 WHERE user_id = ? AND read = 0 AND (expires_at IS NULL OR expires_at > ?) AND seq IN (SELECT value FROM json_each(?))',
   );
-  const markUpTo = db.prepare<[number, number, number]>(
-    'UPDATE inbox SET read = 1 WHERE user_id = ? AND read = 0 AND (expires_at IS NULL OR expires_at > ?) AND seq <= ?',
+  const markUpTo = onBoth<[number, number, number]>(
+    'UPDATE {inbox} SET read = 1 WHERE user_id = ? AND read = 0 AND (expires_at IS NULL OR expires_at > ?) AND seq <= ?',
   );
+
+  // Settling (see inboxTable): rows move from inbox_recent to inbox_settled in key order, from a cursor that wraps.
+  const inboxColumns = 'user_id, seq, nid, read, topic, key, expires_at';
+  const countRecent = db.prepare<[], number>('SELECT count(*) FROM inbox_recent').pluck();
+  const highestUserId = db.prepare<[], number | null>('SELECT max(id) FROM users').pluck();
+  const recentAfter = db.prepare<[number, number, number], [number, number]>(
+    'SELECT user_id, seq FROM inbox_recent WHERE (user_id, seq) > (?, ?) ORDER BY user_id, seq LIMIT 1 OFFSET ?',
+  ).raw();
+  const lastRecent = db.prepare<[], [number, number]>('SELECT user_id, seq FROM inbox_recent ORDER BY user_id DESC, seq DESC LIMIT 1').raw();
+  const settleRange = db.prepare<[number, number, number, number]>(
+    `INSERT INTO inbox_settled (${inboxColumns}) SELECT ${inboxColumns} FROM inbox_recent WHERE (user_id, seq) > (?, ?) AND (user_id, seq) <= (?, ?)`,
+  );
+  const dropRange = db.prepare<[number, number, number, number]>('DELETE FROM inbox_recent WHERE (user_id, seq) > (?, ?) AND (user_id, seq) <= (?, ?)');
 
   const idempotencyOf = db.prepare<[string, string], IdempotencyRow>(
     'SELECT hash, notification_id, recipients, created_at FROM idempotency WHERE publisher = ? AND key = ?',
@@ -384,6 +422,7 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
     if (all && n.key === null) {
       const deliveries = bumpAllHeads.all().map(([user, seq]): Delivery => ({ user, seq, topic: null }));
       insertItemsForAll.run(nid, n.expiresAt);
+      wroteRecent(deliveries.length);
       return deliveries;
     }
     const deliveries: Delivery[] = [];
@@ -391,7 +430,7 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
       if (n.key !== null) {
         const replaced = itemByKey.get(user, n.key);
         if (replaced !== undefined) {
-          deleteReplaced.run(user, replaced.seq);
+          changesOnBoth(deleteItem, user, replaced.seq);
           orphans.add(replaced.nid);
         }
       }
@@ -401,7 +440,60 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
       insertItem.run(user, seq, nid, topic, n.key, n.expiresAt);
       deliveries.push({ user, seq, topic });
     }
+    wroteRecent(deliveries.length);
     return deliveries;
+  }
+
+  /** Rows in inbox_recent as this process counts them: its own inserts since the last count, less what it settled. */
+  let recentRows = countRecent.get() ?? 0;
+  /** Rows this process wrote to inbox_recent since its last slice: the next slice moves at least as many. */
+  let sinceSlice = 0;
+  const wroteRecent = (rows: number): void => {
+    recentRows += rows;
+    sinceSlice += rows;
+  };
+  /** The key after which the next slice starts; [0, 0] is before every row. */
+  let settled: [number, number] = [0, 0];
+  let settling: NodeJS.Immediate | undefined;
+
+  /** Moves up to `limit` rows from the cursor on, to the end of the table at most; returns how many moved. */
+  const settleSlice = db.transaction((limit: number): number => {
+    const end = recentAfter.get(...settled, limit - 1);
+    const last = end ?? lastRecent.get();
+    let moved = 0;
+    if (last !== undefined) {
+      moved = settleRange.run(...settled, ...last).changes;
+      dropRange.run(...settled, ...last);
+    }
+    // Past the end of the table, the next slice starts from the first row again.
+    settled = end ?? [0, 0];
+    return moved;
+  });
+
+  /**
+   * Once inbox_recent holds more rows than its target, settles slices, each its own transaction on a later turn, so
+   * publishes commit in between, until a quarter of the target is free again: a settle runs once per many commits.
+   * A slice moves at least the rows written since the last one, so a stream of broadcasts cannot outgrow it.
+   */
+  function settleWhenFull(): void {
+    const target = Math.max(defaults.inboxRecentMin, defaults.inboxRecentPerUser * (highestUserId.get() ?? 0));
+    if (settling !== undefined || closed || recentRows <= target) return;
+    const step = (): void => {
+      settling = undefined;
+      if (closed) return;
+      let moved: number;
+      try {
+        moved = settleSlice.immediate(Math.max(defaults.inboxSettleSlice, sinceSlice));
+      } catch {
+        // Busy past the timeout (another process), or a full disk: the rows stay where reads find them; the next commit retries.
+        return;
+      }
+      sinceSlice = 0;
+      // Nothing to move: other processes (--workers) settled rows this one counted; count again.
+      recentRows = moved === 0 ? (countRecent.get() ?? 0) : recentRows - moved;
+      if (recentRows > (target * 3) / 4) settling = setImmediate(step);
+    };
+    settling = setImmediate(step);
   }
 
   /** Drops notifications that no inbox row references any more (pending scheduled ones stay). */
@@ -500,6 +592,11 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
     const entries = queue;
     queue = [];
     queued = 0;
+    commit(entries);
+    settleWhenFull();
+  }
+
+  function commit(entries: Pending[]): void {
     let results: PublishOutcome[][];
     try {
       results = commitGroup.immediate(entries);
@@ -559,7 +656,7 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
     const row = notificationById.get(id);
     if (row === undefined || (publisher !== undefined && row.publisher !== publisher)) return undefined;
     const removed = new Map<number, number[]>();
-    for (const { user_id, seq } of deleteItemsOf.all(row.nid)) {
+    for (const { user_id, seq } of rowsOnBoth(deleteItemsOf, row.nid)) {
       const seqs = removed.get(user_id);
       if (seqs === undefined) removed.set(user_id, [seq]);
       else seqs.push(seq);
@@ -570,13 +667,14 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
   });
 
   const markReadTx = db.transaction((user: number, target: ReadTarget, now: number) => {
-    const changes = 'seqs' in target ? markSeqs.run(user, now, JSON.stringify(target.seqs)).changes : markUpTo.run(user, now, target.upTo).changes;
+    const changes = 'seqs' in target ? changesOnBoth(markSeqs, user, now, JSON.stringify(target.seqs)) : changesOnBoth(markUpTo, user, now, target.upTo);
     return { unread: unreadCount.get(user, now) ?? 0, changed: changes > 0 };
   });
 
   const deleteItemTx = db.transaction((user: number, seq: number): boolean => {
-    const nid = deleteOne.get(user, seq);
+    const nid = nidOf.get(user, seq);
     if (nid === undefined) return false;
+    changesOnBoth(deleteItem, user, seq);
     deleteIfOrphan.run({ nid });
     return true;
   });
@@ -592,14 +690,14 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
         orphans.add(row.nid);
       }
     };
-    note(deleteExpired.all(now));
+    note(rowsOnBoth(deleteExpired, now));
     const cutoff = now - policy.maxAgeMs;
-    note(deleteOlderThan.all(cutoff));
+    note(rowsOnBoth(deleteOlderThan, cutoff));
     // Their inbox rows went just above; this also catches notifications that reached nobody.
     deleteOldNotifications.run(cutoff);
     for (const user of usersOverLimit.all({ max: policy.maxPerUser })) {
       const newestDropped = nthNewestSeq.get(user, policy.maxPerUser);
-      if (newestDropped !== undefined) note(deleteUpTo.all(user, newestDropped));
+      if (newestDropped !== undefined) note(rowsOnBoth(deleteUpTo, user, newestDropped));
     }
     for (const [user, seq] of highest) raiseExpired.run(seq, user);
     dropOrphans(orphans);
@@ -670,7 +768,12 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
       return outcome;
     },
     publishBatch: (inputs) => (inputs.length === 0 ? Promise.resolve([]) : enqueue(inputs, true)),
-    releaseDue: (now) => settle(() => release.immediate(now)),
+    releaseDue: (now) =>
+      settle(() => {
+        const fanouts = release.immediate(now);
+        settleWhenFull();
+        return fanouts;
+      }),
     retract: (id, publisher) => settle(() => retractTx.immediate(id, publisher)),
 
     inbox: (user, query: InboxQuery, now) =>
@@ -719,6 +822,7 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
       settle(() => {
         if (closed) return;
         closed = true;
+        clearImmediate(settling);
         flush();
         db.close();
       }),
