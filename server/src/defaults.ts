@@ -109,8 +109,16 @@ export const defaults = {
   /** Milliseconds an `Idempotency-Key` is remembered. */
   idempotencyWindowMs: 24 * 60 * 60 * 1000,
   /**
-   * SQLite inbox rows kept in the small table of new rows (`inbox_recent`) before they settle, per user and at least:
-   * enough that a user's rows settle several at a time, few enough that a broadcast touches few of its pages.
+   * A publish's SQLite inbox rows go to the small table of new rows (`inbox_recent`) from this many recipients, once
+   * users average `inboxRecentHistory` seqs (checked every `inboxHistoryCheckMs`). Before that, users' newest rows
+   * share pages anyway, and moving them later would cost more than it saves.
+   */
+  inboxRecentFanOut: 64,
+  inboxRecentHistory: 64,
+  inboxHistoryCheckMs: 1_000,
+  /**
+   * SQLite inbox rows kept in `inbox_recent` before they settle, per user and at least: enough that a user's rows
+   * settle several at a time, few enough that a broadcast touches few of its pages.
    */
   inboxRecentPerUser: 16,
   inboxRecentMin: 65_536,

@@ -130,7 +130,9 @@ describe('sqlite inbox tables (inbox_recent, inbox_settled)', () => {
     expect(peek("SELECT type FROM sqlite_schema WHERE name = 'inbox'")).toBe('view');
     expect(peek('SELECT count(*) FROM inbox_settled')).toBe(2);
     await store.publish({ id: 'n3', request: { to: { users: ['alice'] }, title: 'n3' }, publisher, now: 1_000 });
-    expect(peek('SELECT count(*) FROM inbox_recent')).toBe(1);
+    // A publish to a few users writes where its rows will stay.
+    expect(peek('SELECT count(*) FROM inbox_settled')).toBe(3);
+    expect(peek('SELECT count(*) FROM inbox_recent')).toBe(0);
     expect(await seqsOf(user)).toEqual([1, 2, 3]);
     expect((await store.inbox(user, { limit: 10 }, 1_000)).items.map((item) => item.notification.title)).toEqual(['n3', 'n2', 'n1']);
   });
@@ -139,47 +141,58 @@ describe('sqlite inbox tables (inbox_recent, inbox_settled)', () => {
     const names = Array.from({ length: 100 }, (_, i) => `u${i}`);
     for (const name of names) await store.createUser(name, null, 1);
     const u0 = (await store.userByName('u0'))?.id ?? 0;
+    // Users with no history yet: a broadcast's rows go where they stay.
+    await store.publish({ id: 'first', request: { to: { all: true }, title: 'first' }, publisher, now: 1_000 });
+    expect(peek('SELECT count(*) FROM inbox_settled')).toBe(100);
+    expect(await store.deleteItem(u0, 1)).toBe(true);
+    // Users with a history: from here on, publishes to 64 users or more write to inbox_recent.
+    await store.close();
+    const db = new Database(file);
+    db.exec('UPDATE users SET head = 1000');
+    db.close();
+    store = openSqliteStore({ file });
+    const h = 1000;
     const keyed = (id: string) => store.publish({ id, request: { to: { users: names }, title: id, key: 'k' }, publisher, now: 1_000 });
     const broadcasts = (from: number, count: number) =>
       store.publishBatch(Array.from({ length: count }, (_, i) => ({ id: `b${from + i}`, request: { to: { all: true as const }, title: `b${from + i}` }, publisher, now: 1_000 })));
 
-    // seq 1: a keyed row for everyone; seqs 2..701: 700 broadcasts, 70,000 rows, over the 65,536 that start a settle.
+    // seq h+1: a keyed row for everyone; h+2..h+701: 700 broadcasts, 70,000 rows, over the 65,536 that start a settle.
     await keyed('k1');
     for (let i = 0; i < 7; i++) await broadcasts(i * 100, 100);
-    expect(peek('SELECT count(*) FROM inbox_settled')).toBe(0);
-    // The settle runs on the next event-loop turn, ahead of this publish's group commit (seqs 702..705).
+    expect(peek('SELECT count(*) FROM inbox_settled')).toBe(99);
+    // The settle runs on the next event-loop turn, ahead of this publish's group commit (h+702..h+705).
     await broadcasts(700, 4);
     const settled = Number(peek('SELECT count(*) FROM inbox_settled'));
-    expect(settled).toBeGreaterThanOrEqual(70_000 + 100 - 65_536);
-    expect(Number(peek('SELECT count(*) FROM inbox_recent')) + settled).toBe(70_500);
-    expect(peek('SELECT count(*) FROM inbox_settled WHERE user_id = 1 AND seq = 1')).toBe(1);
+    expect(settled).toBeGreaterThanOrEqual(99 + 70_100 - 65_536);
+    expect(Number(peek('SELECT count(*) FROM inbox_recent')) + settled).toBe(99 + 70_500);
+    expect(peek(`SELECT count(*) FROM inbox_settled WHERE user_id = 1 AND seq = ${h + 1}`)).toBe(1);
 
-    // seq 706 replaces the settled keyed row.
+    // h+706 replaces the settled keyed row.
     await keyed('k2');
     expect(peek("SELECT count(*) FROM inbox WHERE key = 'k'")).toBe(100);
     expect(peek("SELECT count(*) FROM inbox_recent WHERE key = 'k'")).toBe(100);
-    const all = Array.from({ length: 705 }, (_, i) => i + 2);
+    const all = Array.from({ length: 705 }, (_, i) => h + i + 2);
     expect(await seqsOf(u0)).toEqual(all);
-    expect(await seqsOf(u0, 690, 20)).toEqual(all.slice(689, 705));
-    const page = await store.inbox(u0, { before: 704, limit: 5 }, 1_000);
-    expect(page.items.map((item) => item.seq)).toEqual([703, 702, 701, 700, 699]);
+    expect(await seqsOf(u0, h + 690, 20)).toEqual(all.slice(689, 705));
+    const page = await store.inbox(u0, { before: h + 704, limit: 5 }, 1_000);
+    expect(page.items.map((item) => item.seq)).toEqual([h + 703, h + 702, h + 701, h + 700, h + 699]);
     expect(page.unread).toBe(705);
 
-    expect(await store.markRead(u0, { upTo: 703 }, 1_000)).toEqual({ unread: 3, changed: true });
-    expect(await store.markRead(u0, { seqs: [2, 704] }, 1_000)).toEqual({ unread: 2, changed: true });
-    expect(await store.deleteItem(u0, 3)).toBe(true);
-    expect(await store.deleteItem(u0, 705)).toBe(true);
-    expect(await store.deleteItem(u0, 705)).toBe(false);
+    expect(await store.markRead(u0, { upTo: h + 703 }, 1_000)).toEqual({ unread: 3, changed: true });
+    expect(await store.markRead(u0, { seqs: [h + 2, h + 704] }, 1_000)).toEqual({ unread: 2, changed: true });
+    expect(await store.deleteItem(u0, h + 3)).toBe(true);
+    expect(await store.deleteItem(u0, h + 705)).toBe(true);
+    expect(await store.deleteItem(u0, h + 705)).toBe(false);
 
     const settledOnes = await store.retract('b0', undefined);
     expect(settledOnes?.size).toBe(100);
-    expect(settledOnes?.get(u0)).toEqual([2]);
-    expect((await store.retract('b702', undefined))?.get(u0)).toEqual([704]);
-    expect(await seqsOf(u0)).toEqual(all.filter((seq) => ![2, 3, 704, 705].includes(seq)));
+    expect(settledOnes?.get(u0)).toEqual([h + 2]);
+    expect((await store.retract('b702', undefined))?.get(u0)).toEqual([h + 704]);
+    expect(await seqsOf(u0)).toEqual(all.filter((seq) => ![2, 3, 704, 705].includes(seq - h)));
 
     // Retention by count keeps each user's 10 newest, wherever they are.
     await store.sweep(1_000, { maxAgeMs: 24 * 60 * 60 * 1000, maxPerUser: 10 });
-    expect(await seqsOf(u0)).toEqual([695, 696, 697, 698, 699, 700, 701, 702, 703, 706]);
+    expect(await seqsOf(u0)).toEqual([695, 696, 697, 698, 699, 700, 701, 702, 703, 706].map((seq) => h + seq));
     expect(peek('SELECT count(*) FROM inbox')).toBe(1_000);
   });
 });

@@ -51,10 +51,12 @@ const { groupCommitMax: defaultGroupCommitMax, sqliteBusyTimeoutMs: busyTimeoutM
 const schemaVersion = 2;
 
 /**
- * The inbox is two tables of the same rows, read together through the view `inbox`. New rows go to `inbox_recent`,
- * small enough that a publish to thousands of users touches a few hundred of its pages; they move to `inbox_settled`
- * in slices in key order (`settleSlice`), so several rows of a user at once. With one table clustered by (user, seq),
- * a broadcast wrote one 4 KiB page per recipient to the WAL once users had a page of history: 20 MB for 5,000 users.
+ * The inbox is two tables of the same rows, read together through the view `inbox`. The rows of a publish to many
+ * users go to `inbox_recent`, small enough that a publish to thousands of users touches a few hundred of its pages;
+ * they move to `inbox_settled` in slices in key order (`settleSlice`), so several rows of a user at once. With one
+ * table clustered by (user, seq), a broadcast wrote one 4 KiB page per recipient to the WAL once users had a page of
+ * history: 20 MB for 5,000 users. A publish to a few users, or to users with little history (defaults.ts,
+ * `inboxRecentFanOut`), writes to `inbox_settled` at once: moving its rows later would cost more than it saves.
  * `indexPrefix` keeps version 1's index names on the settled table.
  */
 function inboxTable(name: string, indexPrefix: string): string {
@@ -292,7 +294,7 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
   );
   const deleteOldNotifications = db.prepare<[number]>('DELETE FROM notifications WHERE created_at < ? AND deliver_at IS NULL');
 
-  // Reads go through the view `inbox`; writes name a table: new rows go to inbox_recent, changes go to both.
+  // Reads go through the view `inbox`; writes name a table (see inboxTable): changes go to both.
   type OnBoth<P extends unknown[], R = unknown> = readonly [Database.Statement<P, R>, Database.Statement<P, R>];
   const onBoth = <P extends unknown[], R = unknown>(sql: string): OnBoth<P, R> => [
     db.prepare<P, R>(sql.replace('{inbox}', 'inbox_settled')),
@@ -300,13 +302,13 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
   ];
   const changesOnBoth = <P extends unknown[]>([settled, recent]: OnBoth<P>, ...params: P): number => settled.run(...params).changes + recent.run(...params).changes;
   const rowsOnBoth = <P extends unknown[], R>([settled, recent]: OnBoth<P, R>, ...params: P): R[] => [...settled.all(...params), ...recent.all(...params)];
-  const insertItem = db.prepare<[number, number, number, string | null, string | null, number | null]>(
-    'INSERT INTO inbox_recent (user_id, seq, nid, topic, key, expires_at) VALUES (?, ?, ?, ?, ?, ?)',
+  const [insertSettled, insertRecent] = onBoth<[number, number, number, string | null, string | null, number | null]>(
+    'INSERT INTO {inbox} (user_id, seq, nid, topic, key, expires_at) VALUES (?, ?, ?, ?, ?, ?)',
   );
   // A publish to `all` without a key, set-based: every head moves up one, then every user gets a row at its new head.
   const bumpAllHeads = db.prepare<[], [number, number]>('UPDATE users SET head = head + 1 RETURNING id, head').raw();
-  const insertItemsForAll = db.prepare<[number, number | null]>(
-    'INSERT INTO inbox_recent (user_id, seq, nid, topic, key, expires_at) SELECT id, head, ?, NULL, NULL, ? FROM users',
+  const insertItemsForAll = onBoth<[number, number | null]>(
+    'INSERT INTO {inbox} (user_id, seq, nid, topic, key, expires_at) SELECT id, head, ?, NULL, NULL, ? FROM users',
   );
   const nidOf = db.prepare<[number, number], number>('SELECT nid FROM inbox WHERE user_id = ? AND seq = ?').pluck();
   const itemByKey = db.prepare<[number, string], { seq: number; nid: number }>('SELECT seq, nid FROM inbox WHERE user_id = ? AND key = ?');
@@ -353,6 +355,7 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
   const inboxColumns = 'user_id, seq, nid, read, topic, key, expires_at';
   const countRecent = db.prepare<[], number>('SELECT count(*) FROM inbox_recent').pluck();
   const highestUserId = db.prepare<[], number | null>('SELECT max(id) FROM users').pluck();
+  const averageHead = db.prepare<[], number | null>('SELECT avg(head) FROM users').pluck();
   const recentAfter = db.prepare<[number, number, number], [number, number]>(
     'SELECT user_id, seq FROM inbox_recent WHERE (user_id, seq) > (?, ?) ORDER BY user_id, seq LIMIT 1 OFFSET ?',
   ).raw();
@@ -419,12 +422,14 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
    * are every user, which two statements cover when there is no key to replace.
    */
   function fanOut(nid: number, n: StoredNotification, recipients: Recipients, orphans: Set<number>, all: boolean): Delivery[] {
+    const toRecent = recipients.size >= defaults.inboxRecentFanOut && usersHaveHistory();
     if (all && n.key === null) {
       const deliveries = bumpAllHeads.all().map(([user, seq]): Delivery => ({ user, seq, topic: null }));
-      insertItemsForAll.run(nid, n.expiresAt);
-      wroteRecent(deliveries.length);
+      insertItemsForAll[toRecent ? 1 : 0].run(nid, n.expiresAt);
+      if (toRecent) wroteRecent(deliveries.length);
       return deliveries;
     }
+    const insertItem = toRecent ? insertRecent : insertSettled;
     const deliveries: Delivery[] = [];
     for (const [user, topic] of recipients) {
       if (n.key !== null) {
@@ -440,8 +445,20 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
       insertItem.run(user, seq, nid, topic, n.key, n.expiresAt);
       deliveries.push({ user, seq, topic });
     }
-    wroteRecent(deliveries.length);
+    if (toRecent) wroteRecent(deliveries.length);
     return deliveries;
+  }
+
+  let historyCheckedAt = Number.NEGATIVE_INFINITY;
+  let historyFound = false;
+  /** Whether users average `inboxRecentHistory` seqs or more, checked every `inboxHistoryCheckMs` (one scan of users). */
+  function usersHaveHistory(): boolean {
+    const now = performance.now();
+    if (now - historyCheckedAt >= defaults.inboxHistoryCheckMs) {
+      historyFound = (averageHead.get() ?? 0) >= defaults.inboxRecentHistory;
+      historyCheckedAt = now;
+    }
+    return historyFound;
   }
 
   /** Rows in inbox_recent as this process counts them: its own inserts since the last count, less what it settled. */
