@@ -20,6 +20,7 @@ import type { ConfigInput } from '../server/src/index.js';
 import { peerNames, type Target } from './servers.js';
 import { progress, thousands } from './stats.js';
 import { runThroughput, type PublishMode, type ThroughputResult } from './throughput.js';
+import { fullInbox, inboxMarkdown, quickInbox, runInbox } from './inbox.js';
 
 const usage = `Usage: npm run bench -- [scenario …] [options]
 
@@ -41,6 +42,8 @@ Scenarios (default: all but scale, about 45 minutes):
   compression  side by side: broadcast to 5,000 clients with permessage-deflate off, then on
   targeted     side by side: open-loop publishes to random users at rising rates until a server no
                longer keeps up (its knee), then latency at 25, 50 and 90% of each one's knee; 3 runs
+  inbox        the SQLite store alone, in this process: a broadcast to 5,000 users whose inboxes are new,
+               then hold 200 rows each: store CPU per delivery and bytes written per broadcast; 3 runs
   storm        Herald alone: 15,000 devices (the desktop app's connection code) resume after a server
                restart: time until all are back, lost, duplicates, event-loop lag; 3 runs
   scale        scale-out, 8 minutes or more: 2 nodes (herald-server start --workers N) on the shared
@@ -86,7 +89,7 @@ const targets = {
   bytesPerConnection: 10_000,
 };
 
-const scenarios = ['throughput', 'latency', 'memory', 'connections', 'broadcast', 'compression', 'targeted', 'storm', 'scale'] as const;
+const scenarios = ['throughput', 'latency', 'memory', 'connections', 'broadcast', 'compression', 'targeted', 'inbox', 'storm', 'scale'] as const;
 type Scenario = (typeof scenarios)[number];
 /** What `npm run bench` runs without naming scenarios: scale needs PostgreSQL and Redis, and takes longer. */
 const defaultScenarios: Scenario[] = scenarios.filter((s) => s !== 'scale');
@@ -559,6 +562,7 @@ async function main(): Promise<void> {
     ({ section: l, samples } = await latency(settings, baseline, values.profile === true, latencyRates(rate, t)));
   }
   const m = chosen.has('memory') ? await memory(settings, baseline, connections) : undefined;
+  const inbox = chosen.has('inbox') ? await runInbox(values.quick ? quickInbox : fullInbox, (line) => progress('inbox', line)) : undefined;
   const chosenPeers = new Set(peerScenarios.filter((scenario) => chosen.has(scenario)));
   const pe = chosenPeers.size > 0 ? await runSideBySide(chosenPeers, values.quick ? quickSideBySide : fullSideBySide, (scenario) => quiet(scenario, settings)) : undefined;
   const sc = chosen.has('scale') ? await scale(values.quick === true, rate, {
@@ -583,6 +587,7 @@ async function main(): Promise<void> {
     ...(t ? { throughput: t } : {}),
     ...(l ? { latency: l } : {}),
     ...(m ? { memory: m } : {}),
+    ...(inbox ? { inbox } : {}),
     ...(sc ? { scale: sc } : {}),
     // A side-by-side scenario run alone replaces only its own part.
     ...(pe ? { peers: { ...previous.peers, ...pe, measured: { ...measuredBefore(previous), ...stamp(pe, chosenPeers, command) } } } : {}),
@@ -594,6 +599,7 @@ async function main(): Promise<void> {
   const code = results.code === undefined ? '' : `, commit ${results.code.commit.slice(0, 10)}${results.code.uncommittedChanges ? ' + uncommitted changes' : ''}`;
   process.stdout.write(`\nHerald benchmarks: ${mach.cpus} × ${mach.cpuModel}, ${mach.memoryGiB} GiB, Node ${mach.node}${code}; ${command}\n\n`);
   process.stdout.write(report(t, l, m, sc, synchronous));
+  if (inbox) process.stdout.write(`\nA broadcast in the SQLite store alone\n\n${inboxMarkdown(inbox)}`);
   if (pe) process.stdout.write(`\nSide by side\n\n${peersMarkdown(pe)}`);
   progress('bench', `done in ${((performance.now() - started) / 1000).toFixed(0)} s; wrote bench/results/${resultsName}${charts.length > 0 ? `, ${charts.join(', ')}` : ''}`);
 }
