@@ -195,4 +195,30 @@ describe('sqlite inbox tables (inbox_recent, inbox_settled)', () => {
     expect(await seqsOf(u0)).toEqual([695, 696, 697, 698, 699, 700, 701, 702, 703, 706].map((seq) => h + seq));
     expect(peek('SELECT count(*) FROM inbox')).toBe(1_000);
   });
+
+  it('two stores on one file (--workers) both settle, and every row is in exactly one table', async () => {
+    const names = Array.from({ length: 200 }, (_, i) => `u${i}`);
+    for (const name of names) await store.createUser(name, null, 1);
+    await store.close();
+    const db = new Database(file);
+    db.exec('UPDATE users SET head = 100');
+    db.close();
+    store = openSqliteStore({ file });
+    const other = openSqliteStore({ file });
+    try {
+      const broadcasts = (into: Store, tag: string, count: number) =>
+        into.publishBatch(Array.from({ length: count }, (_, i) => ({ id: `${tag}${i}`, request: { to: { all: true as const }, title: tag }, publisher, now: 1_000 })));
+      // 2 × 4 × 100 broadcasts to 200 users: 160,000 rows, each store over the 65,536 that start a settle on its own count.
+      for (let round = 0; round < 4; round++) await Promise.all([broadcasts(store, `a${round}-`, 100), broadcasts(other, `b${round}-`, 100)]);
+      await Promise.all([broadcasts(store, 'a-last-', 1), broadcasts(other, 'b-last-', 1)]);
+      expect(Number(peek('SELECT count(*) FROM inbox_settled'))).toBeGreaterThan(0);
+      expect(peek('SELECT count(*) FROM (SELECT user_id, seq FROM inbox GROUP BY user_id, seq HAVING count(*) > 1)')).toBe(0);
+      expect(peek('SELECT count(*) FROM inbox')).toBe(200 * 802);
+      expect(peek('SELECT count(*) FROM users WHERE head <> 902')).toBe(0);
+      const u = (await store.userByName('u199'))?.id ?? 0;
+      expect(await seqsOf(u)).toEqual(Array.from({ length: 802 }, (_, i) => 101 + i));
+    } finally {
+      await other.close();
+    }
+  });
 });
