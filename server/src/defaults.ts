@@ -122,7 +122,7 @@ export const defaults = {
    */
   inboxRecentPerUser: 16,
   inboxRecentMin: 65_536,
-  /** Rows settled in one transaction (count): the writer is busy for a few milliseconds each time. */
+  /** Rows settled in one transaction at least (count), more when more were written since the last: a few ms of the writer. */
   inboxSettleSlice: 4_096,
   /** WAL pages (4 KiB) at which an in-thread store checkpoints as it commits: a hot page is copied back once per checkpoint. */
   walAutocheckpointPages: 4_000,

@@ -30,7 +30,7 @@ describeStore('sqlite store', () => {
   });
 });
 
-describe('sqlite opening', () => {
+describe('sqlite file: opening, schema versions, the two inbox tables', () => {
   let dir: string;
   let file: string;
   let store: Store;
@@ -91,26 +91,8 @@ describe('sqlite opening', () => {
     await Promise.all(pending);
     expect(await store.head(alice?.id ?? 0)).toBe(100);
   });
-});
 
-describe('sqlite inbox tables (inbox_recent, inbox_settled)', () => {
-  let dir: string;
-  let file: string;
-  let store: Store;
-  const peek = (sql: string): unknown => peekAt(file, sql);
   const publisher = 'app-1';
-
-  beforeEach(() => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'herald-'));
-    file = path.join(dir, 'herald.db');
-    store = openSqliteStore({ file });
-  });
-
-  afterEach(async () => {
-    await store.close();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
-
   const seqsOf = async (user: number, since = 0, limit = 10_000): Promise<number[]> => (await store.replay(user, since, limit, 1_000)).items.map((item) => item.seq);
 
   it('upgrades a version-1 file: its one inbox table becomes inbox_settled, and new rows land beside its rows', async () => {
