@@ -33,6 +33,11 @@ export interface BroadcastOptions {
   parallel: number;
   /** Directory for the server's `--cpu-prof` output, when profiling. */
   profileDir?: string;
+  /**
+   * Notifications broadcast and delivered before the warm-up, so that every user already holds this many (Herald's
+   * inbox rows: a database in use rather than a new one; the peers get them too and keep nothing). Default 0.
+   */
+  history?: number;
 }
 
 /** One measured run of `messages` broadcasts. */
@@ -132,6 +137,8 @@ function perDelivery(ms: number, deliveries: number): number {
 
 /** How long a run may take before the clients' missing frames count as lost, ms. */
 const runTimeoutMs = 60_000;
+/** The number of the first `history` notification; the measured runs use 1,000 onwards. */
+const historyFirst = 1_000_000;
 
 async function measure(server: RunningServer, holders: Child[], o: BroadcastOptions, first: number): Promise<BroadcastRun> {
   const bytesBefore = (await countHolders(holders)).bytesRead;
@@ -209,6 +216,10 @@ export async function runBroadcast(o: BroadcastOptions): Promise<BroadcastResult
     if (connected !== o.clients) throw new Error(`${label}: ${connected} of ${o.clients} connected: ${done.flatMap((d) => d.errors).slice(0, 3).join('; ')}`);
     const handshakesPerSecond = Math.round(connected / ((performance.now() - started) / 1000));
     progress('broadcast', `${label}: connected at ${thousands(handshakesPerSecond)}/s; warming up`);
+    if (o.history) {
+      progress('broadcast', `${label}: ${thousands(o.history)} notifications to all first, so that every user holds that many`);
+      await Promise.all([arrivals(holders, historyFirst, o.history, runTimeoutMs), publish(server, historyFirst, o.history, o.inflight)]);
+    }
 
     // Code compiled on first use, and Herald's first statements, are not measured.
     await measure(server, holders, { ...o, messages: Math.min(o.messages, 10) }, 1);

@@ -63,6 +63,8 @@ Options:
                     worker processes per node for scale's throughput and latency (default 1)
   --single-connections N, --batch-connections N
                     publishing connections for throughput (default 128 and 16)
+  --history N       broadcast: N notifications to every client before the measured ones, so that Herald's
+                    inboxes are in use rather than new (default 0)
   --no-baseline     skip the bare-relay reference runs
   --synchronous S   SQLite synchronous=full (default, the target's setting) or normal, for comparison
   --profile         run the Herald server with --cpu-prof (throughput and latency) and print where its
@@ -511,6 +513,7 @@ async function main(): Promise<void> {
       help: { type: 'boolean', short: 'h' },
       rate: { type: 'string' },
       connections: { type: 'string' },
+      history: { type: 'string' },
       'no-baseline': { type: 'boolean' },
       profile: { type: 'boolean' },
       quick: { type: 'boolean' },
@@ -564,7 +567,8 @@ async function main(): Promise<void> {
   const m = chosen.has('memory') ? await memory(settings, baseline, connections) : undefined;
   const inbox = chosen.has('inbox') ? await runInbox(values.quick ? quickInbox : fullInbox, (line) => progress('inbox', line)) : undefined;
   const chosenPeers = new Set(peerScenarios.filter((scenario) => chosen.has(scenario)));
-  const pe = chosenPeers.size > 0 ? await runSideBySide(chosenPeers, values.quick ? quickSideBySide : fullSideBySide, (scenario) => quiet(scenario, settings)) : undefined;
+  const sideBySide = { ...(values.quick ? quickSideBySide : fullSideBySide), history: values.history === undefined ? 0 : positiveInt('--history', values.history) };
+  const pe = chosenPeers.size > 0 ? await runSideBySide(chosenPeers, sideBySide, (scenario) => quiet(scenario, settings)) : undefined;
   const sc = chosen.has('scale') ? await scale(values.quick === true, rate, {
         connections: values['scale-connections'],
         workers: values['scale-workers'],

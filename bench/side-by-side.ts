@@ -41,14 +41,16 @@ export interface SideBySideSettings {
   deliveries: number;
   /** Runs per server and setting; the report takes the median. */
   runs: number;
+  /** Notifications every `broadcast` client gets before the measured ones (`--history`): Herald's inboxes in use. */
+  history: number;
   /** The `targeted` scenario. */
   targeted: TargetedSettings;
   /** The `storm` scenario (Herald alone: the peers have nothing to resume). */
   storm: StormSettings;
 }
 
-export const fullSideBySide: SideBySideSettings = { connections: 15_000, idleMs: 30_000, broadcastClients: [1_000, 5_000, 15_000], compressionClients: 5_000, compressionMessages: 20, messages: 50, deliveries: 200_000, runs: 3, targeted: fullTargeted, storm: fullStorm };
-export const quickSideBySide: SideBySideSettings = { connections: 2_000, idleMs: 5_000, broadcastClients: [1_000], compressionClients: 1_000, compressionMessages: 10, messages: 10, deliveries: 20_000, runs: 3, targeted: quickTargeted, storm: quickStorm };
+export const fullSideBySide: SideBySideSettings = { connections: 15_000, idleMs: 30_000, broadcastClients: [1_000, 5_000, 15_000], compressionClients: 5_000, compressionMessages: 20, messages: 50, deliveries: 200_000, runs: 3, history: 0, targeted: fullTargeted, storm: fullStorm };
+export const quickSideBySide: SideBySideSettings = { connections: 2_000, idleMs: 5_000, broadcastClients: [1_000], compressionClients: 1_000, compressionMessages: 10, messages: 10, deliveries: 20_000, runs: 3, history: 0, targeted: quickTargeted, storm: quickStorm };
 
 /** When, where, on what code and by which command a scenario's figures were measured. */
 export interface Measured {
@@ -87,7 +89,8 @@ export async function runSideBySide(chosen: Set<PeerScenario>, settings: SideByS
   const broadcasts = async (clients: number, messages: number, compression: boolean, into: BroadcastResult[]) => {
     for (const target of peerTargets) {
       await quiet(compression ? 'compression' : 'broadcast');
-      into.push(await runBroadcast({ target, clients, messages, runs: settings.runs, inflight: 4, compression, perHolder: 5_000, parallel: 50 }));
+      const history = compression ? 0 : settings.history;
+      into.push(await runBroadcast({ target, clients, messages, runs: settings.runs, inflight: 4, compression, perHolder: 5_000, parallel: 50, history }));
     }
   };
   if (chosen.has('broadcast')) {
@@ -181,7 +184,8 @@ export function peersMarkdown(section: PeersSection): string {
     for (const group of broadcastGroups(results)) {
       out.push('');
       const messages = group.rows[0]?.messages ?? 0;
-      out.push(`### ${name === 'broadcast' ? 'Broadcast' : `Broadcast with permessage-deflate ${group.compression ? 'on' : 'off'}`}: ${thousands(group.clients)} clients × ${messages} notifications of 200 B (${settings.runs} runs each)`);
+      const history = name === 'broadcast' && settings.history > 0 ? `, after ${thousands(settings.history)} to each` : '';
+      out.push(`### ${name === 'broadcast' ? 'Broadcast' : `Broadcast with permessage-deflate ${group.compression ? 'on' : 'off'}`}: ${thousands(group.clients)} clients × ${messages} notifications of 200 B${history} (${settings.runs} runs each)`);
       out.push('');
       const herald = cpuOf(group.rows.find((r) => r.target === 'herald'));
       out.push(
