@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { publishRequest } from '@herald/protocol';
 import { openSqliteStore } from '../server/src/store/sqlite.js';
-import { spread, thousands, type Spread } from './stats.js';
+import { showSpread, spread, thousands, type Spread } from './stats.js';
 
 export interface InboxSettings {
   users: number;
@@ -100,13 +100,12 @@ export async function runInbox(settings: InboxSettings, log: (line: string) => v
 }
 
 export function inboxMarkdown(results: InboxResult[]): string {
-  const show = (s: Spread, digits: number) => `${s.median.toFixed(digits)} (${s.min.toFixed(digits)}–${s.max.toFixed(digits)})`;
   const lines = [
     '| users | rows per user before | broadcasts measured | runs | store CPU per delivery, µs | MB written per broadcast | ms per broadcast |',
     '|---|---|---|---|---|---|---|',
     ...results.map((r) => {
       const ms = spread(r.runs.map((run) => run.msPerBroadcast));
-      return `| ${thousands(r.users)} | ${r.history} | ${r.broadcasts} | ${r.runs.length} | ${show(r.cpuUsPerDelivery, 2)} | ${show(r.mbPerBroadcast, 1)} | ${show(ms, 1)} |`;
+      return `| ${thousands(r.users)} | ${r.history} | ${r.broadcasts} | ${r.runs.length} | ${showSpread(r.cpuUsPerDelivery, 2)} | ${showSpread(r.mbPerBroadcast, 1)} | ${showSpread(ms, 1)} |`;
     }),
   ];
   return `${lines.join('\n')}\n`;

@@ -10,7 +10,7 @@ import { runMemory, type MemoryResult } from './memory.js';
 import { fullTargeted, quickTargeted, runTargeted, targetedCharts, targetedMarkdown, type TargetedResult, type TargetedSettings } from './targeted.js';
 import { fullStorm, quickStorm, runStorm, stormTargets, type StormResult, type StormSettings } from './storm.js';
 import { peerNames, peerTargets, type PeerTarget } from './servers.js';
-import { progress, spread, thousands, type Spread } from './stats.js';
+import { progress, showSpread, spread, thousands, type Spread } from './stats.js';
 
 
 /** The side-by-side targets of the benchmark issue. */
@@ -112,11 +112,6 @@ export async function runSideBySide(chosen: Set<PeerScenario>, settings: SideByS
   return section;
 }
 
-function show(s: Spread, digits = 0, unit = ''): string {
-  const f = (v: number) => (digits === 0 ? thousands(v) : v.toFixed(digits));
-  return s.min === s.max ? `${f(s.median)}${unit}` : `${f(s.median)}${unit} (${f(s.min)}–${f(s.max)})`;
-}
-
 /** `a / b` for figures where less is better, as "1.35× less" or "1.2× more". */
 function ratio(herald: number, peer: number): string {
   if (!(herald > 0) || !(peer > 0)) return '-';
@@ -173,11 +168,11 @@ export function peersMarkdown(section: PeersSection): string {
     out.push(
       table(
         ['server', 'RSS per connection', 'V8 heap per connection', 'server CPU, all idle', 'keep-alive frames/s the clients got', 'handshakes/s'],
-        rows.map((r) => [peerNames[r.target], show(r.rss, 0, ' B'), show(r.heap, 0, ' B'), show(r.idleCpu, 1, ' ms/s'), show(r.keepAlivesPerSecond), show(r.handshakes)]),
+        rows.map((r) => [peerNames[r.target], showSpread(r.rss, 0, ' B'), showSpread(r.heap, 0, ' B'), showSpread(r.idleCpu, 1, ' ms/s'), showSpread(r.keepAlivesPerSecond), showSpread(r.handshakes)]),
       ),
     );
     const herald = rows.find((r) => r.target === 'herald');
-    if (herald) goals.push(['`connections`: RSS per idle connection', `≤ ${thousands(peerTargetsGoals.bytesPerConnection)} B`, show(herald.rss, 0, ' B'), herald.rss.median <= peerTargetsGoals.bytesPerConnection ? 'met' : 'missed']);
+    if (herald) goals.push(['`connections`: RSS per idle connection', `≤ ${thousands(peerTargetsGoals.bytesPerConnection)} B`, showSpread(herald.rss, 0, ' B'), herald.rss.median <= peerTargetsGoals.bytesPerConnection ? 'met' : 'missed']);
   }
   for (const [name, results] of [['broadcast', section.broadcast], ['compression', section.compression]] as const) {
     if (!results) continue;
@@ -193,14 +188,14 @@ export function peersMarkdown(section: PeersSection): string {
           ['server', 'server CPU per delivery', 'Herald uses', 'of it, main thread', 'deliveries/s', 'last recipient p50', 'last recipient p99', 'event-loop lag p99', 'bytes read per delivery', 'RSS per connection', 'lost'],
           group.rows.map((r) => [
             peerNames[r.target as PeerTarget],
-            show(of(r.runs, (run) => run.serverCpuUsPerDelivery), 2, ' µs'),
+            showSpread(of(r.runs, (run) => run.serverCpuUsPerDelivery), 2, ' µs'),
             r.target === 'herald' ? '-' : ratio(herald, cpuOf(r)),
-            show(of(r.runs, (run) => run.mainThreadCpuUsPerDelivery), 2, ' µs'),
-            show(of(r.runs, (run) => run.deliveriesPerSecond)),
-            show(of(r.runs, (run) => run.timeToLast.p50), 0, ' ms'),
-            show(of(r.runs, (run) => run.timeToLast.p99), 0, ' ms'),
-            show(of(r.runs, (run) => run.lagP99Ms), 0, ' ms'),
-            show(of(r.runs, (run) => run.bytesPerDelivery), 0, ' B'),
+            showSpread(of(r.runs, (run) => run.mainThreadCpuUsPerDelivery), 2, ' µs'),
+            showSpread(of(r.runs, (run) => run.deliveriesPerSecond)),
+            showSpread(of(r.runs, (run) => run.timeToLast.p50), 0, ' ms'),
+            showSpread(of(r.runs, (run) => run.timeToLast.p99), 0, ' ms'),
+            showSpread(of(r.runs, (run) => run.lagP99Ms), 0, ' ms'),
+            showSpread(of(r.runs, (run) => run.bytesPerDelivery), 0, ' B'),
             `${thousands(r.rssPerConnection)} B`,
             thousands(r.runs.reduce((sum, run) => sum + run.expected - run.deliveries, 0)),
           ]),
@@ -237,22 +232,22 @@ export function peersMarkdown(section: PeersSection): string {
         ['devices', 'SIGTERM → all resumed', 'resumed p50', 'SIGTERM → listening again', 'lost', 'duplicates', 'event-loop lag p99', 'lag max', 'refused (503)', 'server CPU per device', 'generator CPU per device'],
         [[
           thousands(runs[0]?.devices ?? 0),
-          show(resume, 0, ' ms'),
-          show(pick((r) => r.resume.p50), 0, ' ms'),
-          show(pick((r) => r.downMs), 0, ' ms'),
+          showSpread(resume, 0, ' ms'),
+          showSpread(pick((r) => r.resume.p50), 0, ' ms'),
+          showSpread(pick((r) => r.downMs), 0, ' ms'),
           `${thousands(lost)} of ${thousands(runs.reduce((sum, r) => sum + r.published.before + r.published.after, 0))}`,
           thousands(duplicates),
-          show(lagP99, 0, ' ms'),
-          show(pick((r) => r.lag.max), 0, ' ms'),
-          show(pick((r) => r.refused.overloaded)),
-          show(pick((r) => r.cpu.serverMsPerDevice), 2, ' ms'),
-          show(pick((r) => r.cpu.holdersMsPerDevice), 2, ' ms'),
+          showSpread(lagP99, 0, ' ms'),
+          showSpread(pick((r) => r.lag.max), 0, ' ms'),
+          showSpread(pick((r) => r.refused.overloaded)),
+          showSpread(pick((r) => r.cpu.serverMsPerDevice), 2, ' ms'),
+          showSpread(pick((r) => r.cpu.holdersMsPerDevice), 2, ' ms'),
         ]],
       ),
     );
-    goals.push(['`storm`: all resumed after the restart', `≤ ${thousands(stormTargets.resumeMs)} ms`, show(resume, 0, ' ms'), resume.median <= stormTargets.resumeMs ? 'met' : 'missed']);
+    goals.push(['`storm`: all resumed after the restart', `≤ ${thousands(stormTargets.resumeMs)} ms`, showSpread(resume, 0, ' ms'), resume.median <= stormTargets.resumeMs ? 'met' : 'missed']);
     goals.push(['`storm`: lost and duplicated notifications', '0 and 0', `${thousands(lost)} and ${thousands(duplicates)}`, lost === 0 && duplicates === 0 ? 'met' : 'missed']);
-    goals.push(['`storm`: event-loop lag p99', `≤ ${stormTargets.lagP99Ms} ms`, show(lagP99, 0, ' ms'), lagP99.median <= stormTargets.lagP99Ms ? 'met' : 'missed']);
+    goals.push(['`storm`: event-loop lag p99', `≤ ${stormTargets.lagP99Ms} ms`, showSpread(lagP99, 0, ' ms'), lagP99.median <= stormTargets.lagP99Ms ? 'met' : 'missed']);
   }
   if (goals.length > 0) {
     out.push('');

@@ -60,6 +60,13 @@ export function spread(values: number[]): Spread {
   return { median, min: ascending[0] ?? Number.NaN, max: ascending[ascending.length - 1] ?? Number.NaN };
 }
 
+/** A spread as `median (min–max)`, or the median alone when every run agrees; `-` when there is none. */
+export function showSpread(s: Spread, digits = 0, unit = ''): string {
+  if (!Number.isFinite(s.median)) return '-';
+  const f = (v: number) => (digits === 0 ? thousands(v) : v.toFixed(digits));
+  return s.min === s.max ? `${f(s.median)}${unit}` : `${f(s.median)}${unit} (${f(s.min)}–${f(s.max)})`;
+}
+
 /** `12345.6` → `12,346`. */
 export function thousands(value: number): string {
   return Math.round(value).toLocaleString('en-US');

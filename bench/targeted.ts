@@ -38,7 +38,7 @@ import { openConnections, postRequest } from './http-load.js';
 import { measureLatency, type LatencyResult, type LatencySetup } from './latency.js';
 import { notificationJson } from './payload.js';
 import { connectClients, peerNames, peerTargets, startServer, userName, type PeerTarget, type RunningServer } from './servers.js';
-import { progress, spread, thousands, type Spread } from './stats.js';
+import { progress, showSpread, spread, thousands, type Spread } from './stats.js';
 
 export interface TargetedSettings {
   /** Users, one connected client each. Notification n goes to user {@link targetedUser}(n), the same on every server and run. */
@@ -284,12 +284,6 @@ function table(headers: string[], rows: string[][]): string {
   return [`| ${headers.join(' | ')} |`, `|${headers.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
 }
 
-function show(s: Spread, digits: number, unit: string): string {
-  if (!Number.isFinite(s.median)) return '-';
-  const f = (v: number) => (digits === 0 ? thousands(v) : v.toFixed(digits));
-  return s.min === s.max ? `${f(s.median)}${unit}` : `${f(s.median)}${unit} (${f(s.min)}–${f(s.max)})`;
-}
-
 /** Herald's figure against a peer's where less is better: "1.35× less" or "1.2× more". */
 function lessIsBetter(herald: number, peer: number): string {
   if (!(herald > 0) || !(peer > 0)) return '-';
@@ -336,11 +330,11 @@ export function targetedMarkdown(results: TargetedResult[]): string {
           peerNames[r.target],
           `${percent(p.fraction)} of the knee`,
           thousands(p.rate),
-          show(of(p, (run) => run.delivery.p50), 2, ' ms'),
-          show(of(p, (run) => run.delivery.p99), 2, ' ms'),
-          show(of(p, (run) => run.delivery.p999), 2, ' ms'),
-          show(of(p, (run) => run.deliveryFromSchedule.p99), 2, ' ms'),
-          show(of(p, (run) => run.cpuUsPerNotification), 1, ' µs'),
+          showSpread(of(p, (run) => run.delivery.p50), 2, ' ms'),
+          showSpread(of(p, (run) => run.delivery.p99), 2, ' ms'),
+          showSpread(of(p, (run) => run.delivery.p999), 2, ' ms'),
+          showSpread(of(p, (run) => run.deliveryFromSchedule.p99), 2, ' ms'),
+          showSpread(of(p, (run) => run.cpuUsPerNotification), 1, ' µs'),
           `${thousands(p.runs.reduce((sum, run) => sum + run.lost, 0))}${p.errors.length > 0 ? `; ${p.errors.length} runs failed` : ''}`,
           thousands(p.runs.reduce((sum, run) => sum + run.outOfOrder, 0)),
         ]),
@@ -402,7 +396,7 @@ export function targetedMarkdown(results: TargetedResult[]): string {
           [
             `\`targeted\`: p99 at ${percent(targetedGoals.p99AtFraction)} of the knee`,
             `≤ ${targetedGoals.p99Ms} ms`,
-            show(p99, 2, ' ms'),
+            showSpread(p99, 2, ' ms'),
             Number.isFinite(p99.median) ? (p99.median <= targetedGoals.p99Ms ? 'met' : 'missed') : '-',
           ],
         ],
