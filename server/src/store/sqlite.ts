@@ -493,8 +493,10 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
    * A slice moves at least the rows written since the last one, so a stream of broadcasts cannot outgrow it.
    */
   function settleWhenFull(): void {
+    // Most commits write nothing to inbox_recent: decide those without a query.
+    if (settling !== undefined || closed || recentRows <= defaults.inboxRecentMin) return;
     const target = Math.max(defaults.inboxRecentMin, defaults.inboxRecentPerUser * (highestUserId.get() ?? 0));
-    if (settling !== undefined || closed || recentRows <= target) return;
+    if (recentRows <= target) return;
     const step = (): void => {
       settling = undefined;
       if (closed) return;
