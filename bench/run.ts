@@ -21,6 +21,7 @@ import { peerNames, type Target } from './servers.js';
 import { progress, thousands } from './stats.js';
 import { runThroughput, type PublishMode, type ThroughputResult } from './throughput.js';
 import { fullInbox, inboxMarkdown, quickInbox, runInbox } from './inbox.js';
+import { fullLoopback, loopbackMarkdown, quickLoopback, runLoopback } from './loopback.js';
 
 const usage = `Usage: npm run bench -- [scenario …] [options]
 
@@ -44,6 +45,9 @@ Scenarios (default: all but scale, about 45 minutes):
                longer keeps up (its knee), then latency at 25, 50 and 90% of each one's knee; 3 runs
   inbox        the SQLite store alone, in this process: a broadcast to 5,000 users whose inboxes are new,
                then hold 200 rows each: store CPU per delivery and bytes written per broadcast; 3 runs
+  loopback     no server: this machine's CPU for one 200-byte write to a loopback TCP socket and for
+               reading it (node:net, 5,000 sockets × 20 rounds), the floor under every server's CPU
+               per delivery and under the load generator's; 3 runs
   storm        Herald alone: 15,000 devices (the desktop app's connection code) resume after a server
                restart: time until all are back, lost, duplicates, event-loop lag; 3 runs
   scale        scale-out, 8 minutes or more: 2 nodes (herald-server start --workers N) on the shared
@@ -91,7 +95,7 @@ const targets = {
   bytesPerConnection: 10_000,
 };
 
-const scenarios = ['throughput', 'latency', 'memory', 'connections', 'broadcast', 'compression', 'targeted', 'inbox', 'storm', 'scale'] as const;
+const scenarios = ['throughput', 'latency', 'memory', 'connections', 'broadcast', 'compression', 'targeted', 'inbox', 'loopback', 'storm', 'scale'] as const;
 type Scenario = (typeof scenarios)[number];
 /** What `npm run bench` runs without naming scenarios: scale needs PostgreSQL and Redis, and takes longer. */
 const defaultScenarios: Scenario[] = scenarios.filter((s) => s !== 'scale');
@@ -566,6 +570,7 @@ async function main(): Promise<void> {
   }
   const m = chosen.has('memory') ? await memory(settings, baseline, connections) : undefined;
   const inbox = chosen.has('inbox') ? await runInbox(values.quick ? quickInbox : fullInbox, (line) => progress('inbox', line)) : undefined;
+  const loopback = chosen.has('loopback') ? await runLoopback(values.quick ? quickLoopback : fullLoopback, (line) => progress('loopback', line)) : undefined;
   const chosenPeers = new Set(peerScenarios.filter((scenario) => chosen.has(scenario)));
   const sideBySide = { ...(values.quick ? quickSideBySide : fullSideBySide), history: values.history === undefined ? 0 : positiveInt('--history', values.history) };
   const pe = chosenPeers.size > 0 ? await runSideBySide(chosenPeers, sideBySide, (scenario) => quiet(scenario, settings)) : undefined;
@@ -592,6 +597,7 @@ async function main(): Promise<void> {
     ...(l ? { latency: l } : {}),
     ...(m ? { memory: m } : {}),
     ...(inbox ? { inbox } : {}),
+    ...(loopback ? { loopback } : {}),
     ...(sc ? { scale: sc } : {}),
     // A side-by-side scenario run alone replaces only its own part.
     ...(pe ? { peers: { ...previous.peers, ...pe, measured: { ...measuredBefore(previous), ...stamp(pe, chosenPeers, command) } } } : {}),
@@ -604,6 +610,7 @@ async function main(): Promise<void> {
   process.stdout.write(`\nHerald benchmarks: ${mach.cpus} × ${mach.cpuModel}, ${mach.memoryGiB} GiB, Node ${mach.node}${code}; ${command}\n\n`);
   process.stdout.write(report(t, l, m, sc, synchronous));
   if (inbox) process.stdout.write(`\nA broadcast in the SQLite store alone\n\n${inboxMarkdown(inbox)}`);
+  if (loopback) process.stdout.write(`\nOne small write on loopback TCP, no server\n\n${loopbackMarkdown(loopback)}`);
   if (pe) process.stdout.write(`\nSide by side\n\n${peersMarkdown(pe)}`);
   progress('bench', `done in ${((performance.now() - started) / 1000).toFixed(0)} s; wrote bench/results/${resultsName}${charts.length > 0 ? `, ${charts.join(', ')}` : ''}`);
 }
