@@ -115,9 +115,17 @@ class Session implements Peer {
     });
   }
 
-  /** Waits for a `hello` carrying the token. */
+  /**
+   * Waits for a `hello` carrying the token. A deadline that fires late, after the thread was busy, waits for the
+   * sockets to be read first (timers run before I/O in an event-loop turn): a hello that arrived in time counts.
+   */
   awaitHello(): void {
-    this.#timer = setTimeout(() => this.#fail('auth_timeout', 'send hello with a token within 5 s', CloseCode.unauthorized), this.deps.config.helloTimeoutMs);
+    const deadline = setTimeout(() => {
+      setImmediate(() => {
+        if (this.#timer === deadline && this.#state === 'auth') this.#fail('auth_timeout', 'send hello with a token within 5 s', CloseCode.unauthorized);
+      });
+    }, this.deps.config.helloTimeoutMs);
+    this.#timer = deadline;
   }
 
   receive(message: UserMessage, frame: Buffer): void {
@@ -248,6 +256,7 @@ class Session implements Peer {
         return;
       }
       clearTimeout(this.#timer);
+      this.#timer = undefined;
       const { token, since } = frame;
       await this.#authenticate(async () => {
         const principal = await this.#verify(token);

@@ -552,6 +552,21 @@ describe('WebSocket bad input', () => {
         expect((await client.closed).code).toBe(CloseCode.unauthorized);
       });
     });
+
+    it('takes a hello that arrived in time even when the event loop stalled past the deadline', async () => {
+      await withServer({ helloTimeoutMs: 200 }, async (quick) => {
+        const device = await deviceFor(quick, 'stalled');
+        const client = await TestClient.open(quick.wsUrl);
+        client.send({ type: 'hello', v: 1, token: device.token });
+        // The hello is with the kernel; now the server's thread is busy (a long GC, a swapped-out page) past the
+        // deadline. When it runs again, its timers come before it reads the socket.
+        const stalledUntil = performance.now() + 400;
+        while (performance.now() < stalledUntil);
+        await client.next('synced');
+        expect(client.frames.filter((f) => f.type === 'error')).toEqual([]);
+        await client.close();
+      });
+    });
   });
 
   describe('after authentication', () => {
