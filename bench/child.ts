@@ -36,6 +36,10 @@ export const childMessage = z.discriminatedUnion('type', [
   }),
   /** Answer to `lag`: the child's event-loop delay since the previous `lag`, ms. */
   z.object({ type: z.literal('lag'), p50: z.number(), p99: z.number(), max: z.number() }),
+  /** The loopback reader: all its sockets are connected. */
+  z.object({ type: z.literal('opened'), sockets: z.number() }),
+  /** The loopback reader: every expected byte arrived, and the CPU it took since `start`, µs. */
+  z.object({ type: z.literal('read'), cpuUs: z.number() }),
 ]);
 export type ChildMessage = z.infer<typeof childMessage>;
 export type ChildMessageOf<T extends ChildMessage['type']> = Extract<ChildMessage, { type: T }>;
@@ -50,6 +54,8 @@ export const parentMessage = z.discriminatedUnion('type', [
   z.object({ type: z.literal('count') }),
   /** To any child: answer with `lag`, the event-loop delay measured since the last `lag`, and start again. */
   z.object({ type: z.literal('lag') }),
+  /** To the loopback reader: the writes begin; count CPU from now. */
+  z.object({ type: z.literal('start') }),
 ]);
 export type ParentMessage = z.infer<typeof parentMessage>;
 

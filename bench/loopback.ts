@@ -4,15 +4,14 @@
  * server, no WebSocket framing, no JSON: `node:net` sockets and one 200-byte buffer, so the figures are a floor
  * under any server's CPU per delivery on this machine, Herald's and the peers' alike, and under the load generator's.
  *
- * The runner's process writes; a reader child (this file with `reader`) holds the sockets, from 127.0.0.2–5, and
+ * The runner's process writes; a reader child (bench/loopback-reader.ts) holds the sockets, from 127.0.0.2–5, and
  * reads. Each round writes the buffer once to every socket and yields to the event loop, as a broadcast does. CPU
  * comes from each process's own accounting (`process.cpuUsage()`), and from /proc/stat for the kernel work that
  * neither process is charged with (softirq).
  */
-import { fork } from 'node:child_process';
 import { once } from 'node:events';
-import { createServer, connect, type Socket } from 'node:net';
-import { fileURLToPath } from 'node:url';
+import { createServer, type Socket } from 'node:net';
+import { Child } from './child.js';
 import { readMachineCpu } from './proc.js';
 import { showSpread, spread, thousands, waitFor, type Spread } from './stats.js';
 
@@ -43,39 +42,8 @@ export interface LoopbackResult {
   totalUs: Spread;
 }
 
-/** Reader → runner: every socket is connected; then, once all `expected` bytes arrived, the CPU they took. */
-type ReaderMessage = { type: 'open' } | { type: 'read'; cpuUs: number };
-
-const readTimeoutMs = 60_000;
-const connectsInFlight = 50;
-
-/** The reader child: `node --import tsx bench/loopback.ts reader <port> <sockets> <expected bytes>`. */
-function reader(port: number, sockets: number, expected: number): void {
-  const tell = (message: ReaderMessage) => process.send?.(message);
-  let open = 0;
-  let received = 0;
-  let cpu: NodeJS.CpuUsage | undefined;
-  process.on('message', () => (cpu = process.cpuUsage()));
-  process.on('disconnect', () => process.exit(0));
-  setTimeout(() => process.exit(1), readTimeoutMs * 2).unref();
-  let started = 0;
-  // A few connects at a time, so that none overflows the listener's accept queue.
-  const next = () => {
-    if (started === sockets) return;
-    const i = started++;
-    const socket = connect({ port, host: '127.0.0.1', localAddress: `127.0.0.${2 + (i % 4)}` }, () => {
-      if (++open === sockets) tell({ type: 'open' });
-      next();
-    });
-    socket.on('data', (chunk) => {
-      received += chunk.length;
-      if (received !== expected) return;
-      const used = process.cpuUsage(cpu);
-      tell({ type: 'read', cpuUs: used.user + used.system });
-    });
-  };
-  for (let i = 0; i < connectsInFlight; i++) next();
-}
+/** How long the reader may take to connect, and to read everything, ms. */
+const readerTimeoutMs = 60_000;
 
 async function loopbackRun(s: LoopbackSettings): Promise<LoopbackRun> {
   const accepted: Socket[] = [];
@@ -86,25 +54,12 @@ async function loopbackRun(s: LoopbackSettings): Promise<LoopbackRun> {
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   const { port } = server.address() as { port: number };
-  const child = fork(fileURLToPath(import.meta.url), ['reader', String(port), String(s.sockets), String(s.sockets * s.rounds * s.bytes)], {
-    execArgv: ['--import', 'tsx'],
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
+  const reader = Child.start('loopback reader', new URL('./loopback-reader.ts', import.meta.url), [String(port), String(s.sockets), String(s.sockets * s.rounds * s.bytes)]);
   try {
-    const next = (type: ReaderMessage['type']) =>
-      new Promise<ReaderMessage>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`loopback reader: no ${type} within ${readTimeoutMs} ms`)), readTimeoutMs);
-        child.once('exit', (code) => reject(new Error(`loopback reader exited with ${String(code)}`)));
-        child.on('message', (m: ReaderMessage) => {
-          if (m.type !== type) return;
-          clearTimeout(timer);
-          resolve(m);
-        });
-      });
-    await next('open');
-    if (!(await waitFor(() => accepted.length === s.sockets, readTimeoutMs))) throw new Error(`accepted ${accepted.length} of ${s.sockets} sockets`);
-    const read = next('read');
-    child.send('start');
+    await reader.next('opened', readerTimeoutMs);
+    if (!(await waitFor(() => accepted.length === s.sockets, readerTimeoutMs))) throw new Error(`accepted ${accepted.length} of ${s.sockets} sockets`);
+    const read = reader.next('read', readerTimeoutMs);
+    reader.send({ type: 'start' });
     const buffer = Buffer.alloc(s.bytes, 'x');
     const machine = readMachineCpu();
     const cpu = process.cpuUsage();
@@ -114,17 +69,17 @@ async function loopbackRun(s: LoopbackSettings): Promise<LoopbackRun> {
       await new Promise((resolve) => setImmediate(resolve));
     }
     const written = process.cpuUsage(cpu);
-    const reply = await read;
+    const { cpuUs } = await read;
     const elapsedMs = performance.now() - started;
     const writes = s.sockets * s.rounds;
     return {
       writerUsPerWrite: (written.user + written.system) / writes,
-      readerUsPerWrite: (reply.type === 'read' ? reply.cpuUs : Number.NaN) / writes,
+      readerUsPerWrite: cpuUs / writes,
       softirqUsPerWrite: ((readMachineCpu().softirqMs - machine.softirqMs) * 1000) / writes,
       writesPerSecond: writes / (elapsedMs / 1000),
     };
   } finally {
-    child.kill();
+    await reader.stop();
     for (const socket of accepted) socket.destroy();
     server.close();
   }
@@ -156,5 +111,3 @@ export function loopbackMarkdown(r: LoopbackResult): string {
     '',
   ].join('\n');
 }
-
-if (process.argv[1] === fileURLToPath(import.meta.url) && process.argv[2] === 'reader') reader(Number(process.argv[3]), Number(process.argv[4]), Number(process.argv[5]));
